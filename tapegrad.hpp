@@ -1,0 +1,25 @@
+#pragma once
+/// @file tapegrad.hpp
+/// Everything: autograd, ops, nn, optim, data and gradcheck.
+///
+///     #include <tapegrad/tapegrad.hpp>
+///     namespace tg = tapegrad;
+
+#include <tapegrad/autograd/error.hpp>
+#include <tapegrad/autograd/generator.hpp>
+#include <tapegrad/autograd/grad_mode.hpp>
+#include <tapegrad/autograd/gradcheck.hpp>
+#include <tapegrad/autograd/tape.hpp>
+#include <tapegrad/autograd/tensor.hpp>
+
+#include <tapegrad/ops/conv2d.hpp>
+#include <tapegrad/ops/dropout.hpp>
+#include <tapegrad/ops/elementwise.hpp>
+#include <tapegrad/ops/loss.hpp>
+#include <tapegrad/ops/matmul.hpp>
+#include <tapegrad/ops/pool2d.hpp>
+#include <tapegrad/ops/reduce.hpp>
+#include <tapegrad/ops/shape.hpp>
+#include <tapegrad/ops/softmax.hpp>
+#include <tapegrad/ops/unary.hpp>
+#include <tapegrad/ops/window.hpp>

@@ -1,0 +1,64 @@
+#pragma once
+/// Shared helpers for the tests: tie-free, kink-free inputs and a gradcheck assertion.
+
+#include <catch2/catch.hpp>
+#include <tapegrad/tapegrad.hpp>
+
+#include <algorithm>
+#include <numeric>
+
+namespace tapegrad::test
+{
+
+/// Values evenly spaced in [lo, hi) (spacing (hi-lo)/n >> gradcheck's eps), shuffled by `gen`,
+/// then nudged away from zero by at least `min_abs`: no ties (max/min pooling), no kinks
+/// (relu/abs at 0).
+inline Tensor64 distinct(const Shape& shape, Generator& gen, double lo = -2.0, double hi = 2.0,
+                         bool requires_grad = true, double min_abs = 1e-2)
+{
+    auto a = xt::xarray<double>::from_shape(shape);
+    const std::size_t n = a.size();
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    for (std::size_t i = n; i > 1; --i)
+    {
+        std::swap(order[i - 1], order[gen.below(i)]);
+    }
+    const double step = (hi - lo) / static_cast<double>(std::max<std::size_t>(n, 1));
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        double v = lo + step * (static_cast<double>(order[i]) + 0.37);
+        if (std::abs(v) < min_abs)
+        {
+            v = v < 0 ? -min_abs : min_abs;
+        }
+        a.data()[i] = v;
+    }
+    return Tensor64(std::move(a), requires_grad);
+}
+
+/// Uniform values in [lo, hi) (for inputs where ties cannot matter).
+inline Tensor64 uniform(const Shape& shape, Generator& gen, double lo = -1.0, double hi = 1.0,
+                        bool requires_grad = true)
+{
+    auto a = xt::xarray<double>::from_shape(shape);
+    for (auto& v : a)
+    {
+        v = gen.uniform(lo, hi);
+    }
+    return Tensor64(std::move(a), requires_grad);
+}
+
+} // namespace tapegrad::test
+
+/// Runs tg::gradcheck and fails with its full report; also fails on kinks, since test inputs are
+/// chosen tie-free and kink-free.
+#define REQUIRE_GRADCHECK(fn, inputs)                                                                              \
+    do                                                                                                             \
+    {                                                                                                              \
+        const auto tg_report_ = ::tapegrad::gradcheck((fn), (inputs));                                             \
+        INFO(tg_report_.summary());                                                                                \
+        REQUIRE(tg_report_.ok);                                                                                    \
+        REQUIRE(tg_report_.kinks.empty());                                                                         \
+        REQUIRE(tg_report_.checked > 0);                                                                           \
+    } while (false)
