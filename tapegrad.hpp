@@ -23,3 +23,11 @@
 #include <tapegrad/ops/softmax.hpp>
 #include <tapegrad/ops/unary.hpp>
 #include <tapegrad/ops/window.hpp>
+
+#include <tapegrad/nn/init.hpp>
+#include <tapegrad/nn/layers.hpp>
+#include <tapegrad/nn/module.hpp>
+#include <tapegrad/nn/summary.hpp>
+
+#include <tapegrad/optim/optimizer.hpp>
+#include <tapegrad/optim/scheduler.hpp>
