@@ -31,3 +31,4 @@
 
 #include <tapegrad/optim/optimizer.hpp>
 #include <tapegrad/optim/scheduler.hpp>
+#include <tapegrad/nn/models.hpp>

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/configure.sh
-exec ./build/tools/tapegrad-demo "$@"
+exec ./build/tools/tapegrad-train "$@"
