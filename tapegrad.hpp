@@ -23,3 +23,6 @@
 #include <tapegrad/ops/softmax.hpp>
 #include <tapegrad/ops/unary.hpp>
 #include <tapegrad/ops/window.hpp>
+
+#include <tapegrad/data/dataset.hpp>
+#include <tapegrad/data/idx.hpp>
