@@ -24,5 +24,6 @@
 #include <tapegrad/ops/unary.hpp>
 #include <tapegrad/ops/window.hpp>
 
+#include <tapegrad/data/dataloader.hpp>
 #include <tapegrad/data/dataset.hpp>
 #include <tapegrad/data/idx.hpp>
