@@ -27,3 +27,4 @@
 #include <tapegrad/data/dataloader.hpp>
 #include <tapegrad/data/dataset.hpp>
 #include <tapegrad/data/idx.hpp>
+#include <tapegrad/data/kfold.hpp>
