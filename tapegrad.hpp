@@ -28,3 +28,5 @@
 #include <tapegrad/data/dataset.hpp>
 #include <tapegrad/data/idx.hpp>
 #include <tapegrad/data/kfold.hpp>
+
+#include <tapegrad/nn/safetensors.hpp>
