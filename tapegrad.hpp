@@ -26,9 +26,16 @@
 
 #include <tapegrad/nn/init.hpp>
 #include <tapegrad/nn/layers.hpp>
+#include <tapegrad/nn/models.hpp>
 #include <tapegrad/nn/module.hpp>
+#include <tapegrad/nn/safetensors.hpp>
+#include <tapegrad/nn/serialize.hpp>
 #include <tapegrad/nn/summary.hpp>
 
 #include <tapegrad/optim/optimizer.hpp>
 #include <tapegrad/optim/scheduler.hpp>
-#include <tapegrad/nn/models.hpp>
+
+#include <tapegrad/data/dataloader.hpp>
+#include <tapegrad/data/dataset.hpp>
+#include <tapegrad/data/idx.hpp>
+#include <tapegrad/data/kfold.hpp>
