@@ -9,11 +9,8 @@ class GradMode
 {
 public:
     /// True when ops on this thread record onto the tape.
-    static bool is_enabled() noexcept { return enabled_; }
-    static void set_enabled(bool on) noexcept { enabled_ = on; }
-
-private:
-    static thread_local bool enabled_;
+    static bool is_enabled() noexcept;
+    static void set_enabled(bool on) noexcept;
 };
 
 /// RAII: records nothing on this thread while it lives (evaluation, optimiser steps).
