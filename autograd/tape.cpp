@@ -7,8 +7,6 @@
 namespace tapegrad
 {
 
-thread_local bool GradMode::enabled_ = true;
-
 namespace
 {
 std::atomic<std::uint64_t> next_tape_id{1};
