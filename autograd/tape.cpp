@@ -9,17 +9,9 @@ namespace tapegrad
 
 namespace
 {
-// Defined out of line: GCC's UBSan reports a null store when an inline function in another
-// translation unit writes a thread_local static data member through its TLS wrapper.
-thread_local bool grad_enabled = true;
-
 std::atomic<std::uint64_t> next_tape_id{1};
 thread_local Tape* scoped_tape = nullptr;
 } // namespace
-
-bool GradMode::is_enabled() noexcept { return grad_enabled; }
-
-void GradMode::set_enabled(bool on) noexcept { grad_enabled = on; }
 
 Tape::Tape() : id_(next_tape_id.fetch_add(1)) {}
 

@@ -156,11 +156,9 @@ public:
         inputs_[i] = Input{impl, impl->version(), saved};
     }
     void set_input_count(std::size_t n) noexcept { n_inputs_ = n; }
-    /// Records the output's shape and, if the VJP reads it, keeps the output alive.
+    /// Keeps the output alive if the VJP reads it.
     void link_output(const std::shared_ptr<TensorImpl<T>>& out, bool saved)
     {
-        const auto& s = out->value().shape();
-        output_shape_.assign(s.begin(), s.end());
         if (saved)
         {
             output_ = out;
@@ -184,7 +182,6 @@ protected:
     std::size_t n_inputs_ = 0;
     std::shared_ptr<TensorImpl<T>> output_;
     std::uint32_t output_version_ = 0;
-    Shape output_shape_;
     xt::xarray<T> grad_out_;
 };
 
