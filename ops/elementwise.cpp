@@ -30,6 +30,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op)
 namespace
 {
 using Strides = xt::svector<std::size_t, 4>;
+/// xarray's own shape type: no heap allocation up to rank 4.
+using Dims = xt::svector<std::size_t, 4>;
 
 template <class S>
 bool same_shape(const S& a, const S& b)
@@ -96,7 +98,7 @@ void for_each_row(const S& out_shape, const Strides& sa, const Strides& sb, Body
 
 /// out = f(a, b) with numpy broadcasting; `out_shape` is the broadcast shape.
 template <class T, class F>
-xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, const Shape& out_shape, F f)
+xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, const Dims& out_shape, F f)
 {
     auto out = xt::xarray<T>::from_shape(out_shape);
     T* o = out.data();
@@ -156,19 +158,21 @@ xt::xarray<T> map(const xt::xarray<T>& a, F f)
 }
 
 template <class T>
-Shape shape_of(const xt::xarray<T>& a)
+const Dims& shape_of(const xt::xarray<T>& a)
 {
-    return Shape(a.shape().begin(), a.shape().end());
+    return a.shape();
 }
 
 template <class T>
-Shape result_shape(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op)
+Dims result_shape(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op)
 {
     if (same_shape(a.shape(), b.shape()))
     {
-        return shape_of(a);
+        return a.shape();
     }
-    return broadcast_shapes(shape_of(a), shape_of(b), op);
+    const Shape s = broadcast_shapes(Shape(a.shape().begin(), a.shape().end()),
+                                     Shape(b.shape().begin(), b.shape().end()), op);
+    return Dims(s.begin(), s.end());
 }
 } // namespace
 
@@ -269,7 +273,7 @@ BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b)
                      [](BackwardContext<T>& ctx)
                      {
                          const auto& g = ctx.grad_output();
-                         const Shape gs = shape_of(g);
+                         const Dims& gs = g.shape();
                          // d(a*b)/da = b
                          if (ctx.needs_grad(0))
                          {
@@ -295,7 +299,7 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b)
                      [](BackwardContext<T>& ctx)
                      {
                          const auto& g = ctx.grad_output();
-                         const Shape gs = shape_of(g);
+                         const Dims& gs = g.shape();
                          // d(a/b)/db = -a/b^2 = -(a/b)/b
                          if (ctx.needs_grad(1))
                          {
