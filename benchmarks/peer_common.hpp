@@ -12,6 +12,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -196,58 +197,74 @@ struct Dataset
 
 namespace detail
 {
-inline std::vector<std::uint8_t> gunzip(const std::string& path)
+/// An open gzip file that reads exactly the bytes asked for.
+class GzReader
 {
-    gzFile f = gzopen(path.c_str(), "rb");
-    if (f == nullptr)
+  public:
+    explicit GzReader(std::string path)
+      : path_(std::move(path))
+      , f_(gzopen(path_.c_str(), "rb"))
     {
-        throw std::runtime_error("cannot open " + path);
+        if (f_ == nullptr)
+        {
+            throw std::runtime_error("cannot open " + path_);
+        }
     }
-    std::vector<std::uint8_t> out;
-    std::array<std::uint8_t, 1 << 16> buf;
-    int got = 0;
-    while ((got = gzread(f, buf.data(), buf.size())) > 0)
-    {
-        out.insert(out.end(), buf.begin(), buf.begin() + got);
-    }
-    gzclose(f);
-    if (got < 0)
-    {
-        throw std::runtime_error("corrupt gzip stream in " + path);
-    }
-    return out;
-}
+    ~GzReader() { gzclose(f_); }
+    GzReader(const GzReader&) = delete;
+    GzReader& operator=(const GzReader&) = delete;
 
-inline std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t at)
-{
-    if (b.size() < at + 4)
+    void read(std::uint8_t* dst, std::size_t n)
     {
-        throw std::runtime_error("IDX file too short");
+        while (n > 0)
+        {
+            const auto chunk = static_cast<unsigned>(std::min<std::size_t>(n, 1u << 30));
+            const int got = gzread(f_, dst, chunk);
+            if (got <= 0)
+            {
+                throw std::runtime_error(path_ + ": truncated or corrupt IDX file");
+            }
+            dst += got;
+            n -= static_cast<std::size_t>(got);
+        }
     }
-    return (std::uint32_t(b[at]) << 24) | (std::uint32_t(b[at + 1]) << 16) | (std::uint32_t(b[at + 2]) << 8) |
-           std::uint32_t(b[at + 3]);
-}
+    /// The next big-endian 32-bit integer.
+    std::uint32_t be32()
+    {
+        std::array<std::uint8_t, 4> b{};
+        read(b.data(), 4);
+        return (std::uint32_t(b[0]) << 24) | (std::uint32_t(b[1]) << 16) | (std::uint32_t(b[2]) << 8) |
+               std::uint32_t(b[3]);
+    }
+
+  private:
+    std::string path_;
+    gzFile f_;
+};
 } // namespace detail
 
-/// Reads `<dir>/<split>-images-idx3-ubyte.gz` and the matching labels (split: "train" or "t10k").
+/// Reads `<dir>/<split>-images-idx3-ubyte.gz` and the matching labels (split: "train" or "t10k")
+/// straight into their final buffers, so loading adds nothing to the peak RSS.
 inline Dataset load_fashion_mnist(const std::string& dir, const std::string& split)
 {
-    const auto img = detail::gunzip(dir + "/" + split + "-images-idx3-ubyte.gz");
-    const auto lab = detail::gunzip(dir + "/" + split + "-labels-idx1-ubyte.gz");
-    if (detail::be32(img, 0) != 0x803 || detail::be32(lab, 0) != 0x801)
+    detail::GzReader img(dir + "/" + split + "-images-idx3-ubyte.gz");
+    detail::GzReader lab(dir + "/" + split + "-labels-idx1-ubyte.gz");
+    if (img.be32() != 0x803 || lab.be32() != 0x801)
     {
         throw std::runtime_error("not an IDX image/label pair: " + dir + "/" + split);
     }
     Dataset d;
-    d.n = detail::be32(img, 4);
-    d.rows = detail::be32(img, 8);
-    d.cols = detail::be32(img, 12);
-    if (detail::be32(lab, 4) != d.n || img.size() != 16 + d.n * d.rows * d.cols || lab.size() != 8 + d.n)
+    d.n = img.be32();
+    d.rows = img.be32();
+    d.cols = img.be32();
+    if (lab.be32() != d.n)
     {
-        throw std::runtime_error("IDX sizes do not match in " + dir + "/" + split);
+        throw std::runtime_error("image and label counts differ in " + dir + "/" + split);
     }
-    d.images.assign(img.begin() + 16, img.end());
-    d.labels.assign(lab.begin() + 8, lab.end());
+    d.images.resize(d.n * d.rows * d.cols);
+    d.labels.resize(d.n);
+    img.read(d.images.data(), d.images.size());
+    lab.read(d.labels.data(), d.labels.size());
     return d;
 }
 
