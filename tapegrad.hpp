@@ -12,6 +12,7 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/autograd/tensor.hpp>
 
+#include <tapegrad/ops/blas.hpp>
 #include <tapegrad/ops/conv2d.hpp>
 #include <tapegrad/ops/dropout.hpp>
 #include <tapegrad/ops/elementwise.hpp>

@@ -1,5 +1,6 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/ops/elementwise.hpp>
+#include <tapegrad/ops/blas.hpp>
 #include <tapegrad/ops/matmul.hpp>
 
 #include <cblas.h>
@@ -39,6 +40,7 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, const T* a, const T* b,
           bool accumulate, T* c)
 {
+    blas::warn_if_slow_kernels();
     if (m == 0 || n == 0)
     {
         return;

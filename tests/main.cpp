@@ -1,2 +1,11 @@
-#define CATCH_CONFIG_MAIN
+// The test runner. Catch2's main is the slowest translation unit to compile, so it lives alone.
+#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include <tapegrad/ops/blas.hpp>
+
+int main(int argc, char** argv)
+{
+    tapegrad::blas::reexec_with_fast_kernels(argv);
+    return Catch::Session().run(argc, argv);
+}
