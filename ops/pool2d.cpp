@@ -28,7 +28,7 @@ template <class T>
 struct MaxOrder
 {
     static constexpr T worst = -std::numeric_limits<T>::infinity();
-    static bool wins(T v, T best) { return v > best || v != v; }
+    static bool wins(T v, T best) { return (v > best) | (v != v); } // `|`: no branch
 };
 
 /// Min pooling, the mirror image of MaxOrder (NaN wins here too).
@@ -36,7 +36,7 @@ template <class T>
 struct MinOrder
 {
     static constexpr T worst = std::numeric_limits<T>::infinity();
-    static bool wins(T v, T best) { return v < best || v != v; }
+    static bool wins(T v, T best) { return (v < best) | (v != v); }
 };
 
 /// The input positions one output position reads along one axis: first, first + d, ... < end
@@ -187,41 +187,86 @@ void for_each_plane(const Geometry& g, Body body)
     }
 }
 
+/// Calls body(j) for j in [0, n) as vector code: in `omp simd` chunks of L, the last chunk
+/// overlapping the one before. gcc would otherwise finish each short row (14 windows on a 28-wide
+/// input) with a scalar tail that costs 7x the rest of the row. body(j) must be safe to repeat.
+template <std::int64_t L, class Body>
+void simd_chunks(std::int64_t n, Body body)
+{
+    for (std::int64_t j0 = 0;; j0 += L)
+    {
+        j0 = std::min(j0, n - L);
+#pragma omp simd
+        for (std::int64_t j = j0; j < j0 + L; ++j)
+        {
+            body(j);
+        }
+        if (j0 + L == n)
+        {
+            return;
+        }
+    }
+}
+
+template <class Body>
+void simd_for(std::int64_t n, Body body)
+{
+    if (n >= 8)
+    {
+        simd_chunks<8>(n, body);
+    }
+    else if (n >= 4)
+    {
+        simd_chunks<4>(n, body);
+    }
+    else
+    {
+        for (std::int64_t j = 0; j < n; ++j)
+        {
+            body(j);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
-// Forward kernels (one H x W plane each)
+// Forward kernels, one H x W plane each. The 2x2 ones are branch-free, with 32-bit offsets, so
+// that they vectorise.
 
 /// 2x2 windows, stride 2: the window at (i, j) reads x[2i..2i+1, 2j..2j+1].
 template <class T, class Order, bool Record>
 void extreme_forward_2x2(const T* x, T* y, Index* at, const Geometry& g)
 {
-    const std::int64_t w = g.w;
+    const auto w = static_cast<Index>(g.w);
     for (std::int64_t i = 0; i < g.oh; ++i)
     {
-        const T* r0 = x + 2 * i * w;
-        const T* r1 = r0 + w;
+        const T* r0 = x + 2 * i * g.w;
+        const T* r1 = r0 + g.w;
         T* yo = y + i * g.ow;
-        for (std::int64_t j = 0; j < g.ow; ++j)
-        {
-            T best = r0[2 * j];
-            std::int64_t off = 0;
-            const T b = r0[2 * j + 1];
-            const bool tb = Order::wins(b, best);
-            best = tb ? b : best;
-            off = tb ? 1 : off;
-            const T c = r1[2 * j];
-            const bool tc = Order::wins(c, best);
-            best = tc ? c : best;
-            off = tc ? w : off;
-            const T d = r1[2 * j + 1];
-            const bool td = Order::wins(d, best);
-            best = td ? d : best;
-            off = td ? w + 1 : off;
-            yo[j] = best;
-            if constexpr (Record)
-            {
-                at[i * g.ow + j] = static_cast<Index>(2 * i * w + 2 * j + off);
-            }
-        }
+        Index* ao = Record ? at + i * g.ow : nullptr;
+        const auto base = static_cast<Index>(2 * i * g.w);
+        simd_for(g.ow,
+                 [&](std::int64_t j)
+                 {
+                     T best = r0[2 * j];
+                     Index off = 0;
+                     const T b = r0[2 * j + 1];
+                     const bool tb = Order::wins(b, best);
+                     best = tb ? b : best;
+                     off = tb ? 1 : off;
+                     const T c = r1[2 * j];
+                     const bool tc = Order::wins(c, best);
+                     best = tc ? c : best;
+                     off = tc ? w : off;
+                     const T d = r1[2 * j + 1];
+                     const bool td = Order::wins(d, best);
+                     best = td ? d : best;
+                     off = td ? w + 1 : off;
+                     yo[j] = best;
+                     if constexpr (Record)
+                     {
+                         ao[j] = base + static_cast<Index>(2 * j) + off;
+                     }
+                 });
     }
 }
 
@@ -257,29 +302,20 @@ void extreme_forward_general(const T* x, T* y, Index* at, const Geometry& g)
     }
 }
 
-/// y = window max (Order = MaxOrder) or min; with Record, `at` receives each window's winner.
-template <class T, class Order, bool Record>
-void extreme_forward(const xt::xarray<T>& x, xt::xarray<T>& y, Index* at, const Geometry& g)
+template <class T>
+void avg_forward_2x2(const T* x, T* y, const Geometry& g)
 {
-    const T* px = x.data();
-    T* py = y.data();
-    for_each_plane(g,
-                   [&](std::int64_t p)
-                   {
-                       const T* xp = px + p * g.in_plane();
-                       T* yp = py + p * g.out_plane();
-                       Index* ap = Record ? at + p * g.out_plane() : nullptr;
-                       if (g.is_2x2_stride2)
-                       {
-                           extreme_forward_2x2<T, Order, Record>(xp, yp, ap, g);
-                       }
-                       else
-                       {
-                           extreme_forward_general<T, Order, Record>(xp, yp, ap, g);
-                       }
-                   });
+    for (std::int64_t i = 0; i < g.oh; ++i)
+    {
+        const T* r0 = x + 2 * i * g.w;
+        const T* r1 = r0 + g.w;
+        T* yo = y + i * g.ow;
+        simd_for(g.ow, [&](std::int64_t j)
+                 { yo[j] = (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) * T(0.25); });
+    }
 }
 
+/// PyTorch's divisor: the window clipped to the padded input (count_include_pad) or to the input.
 template <class T>
 T avg_divisor(const AxisWindow& r, const AxisWindow& c, bool count_include_pad)
 {
@@ -287,51 +323,31 @@ T avg_divisor(const AxisWindow& r, const AxisWindow& c, bool count_include_pad)
 }
 
 template <class T>
-void avg_forward(const xt::xarray<T>& x, xt::xarray<T>& y, const Geometry& g)
+void avg_forward_general(const T* x, T* y, const Geometry& g)
 {
-    const T* px = x.data();
-    T* py = y.data();
-    for_each_plane(g,
-                   [&](std::int64_t p)
-                   {
-                       const T* xp = px + p * g.in_plane();
-                       T* yp = py + p * g.out_plane();
-                       if (g.is_2x2_stride2)
-                       {
-                           for (std::int64_t i = 0; i < g.oh; ++i)
-                           {
-                               const T* r0 = xp + 2 * i * g.w;
-                               const T* r1 = r0 + g.w;
-                               for (std::int64_t j = 0; j < g.ow; ++j)
-                               {
-                                   yp[i * g.ow + j] =
-                                     (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) * T(0.25);
-                               }
-                           }
-                           return;
-                       }
-                       for (std::int64_t i = 0; i < g.oh; ++i)
-                       {
-                           const AxisWindow& r = g.rows[static_cast<std::size_t>(i)];
-                           for (std::int64_t j = 0; j < g.ow; ++j)
-                           {
-                               const AxisWindow& c = g.cols[static_cast<std::size_t>(j)];
-                               T sum = 0;
-                               for (std::int64_t ih = r.first; ih < r.end; ++ih)
-                               {
-                                   for (std::int64_t iw = c.first; iw < c.end; ++iw)
-                                   {
-                                       sum += xp[ih * g.w + iw];
-                                   }
-                               }
-                               yp[i * g.ow + j] = sum / avg_divisor<T>(r, c, g.count_include_pad);
-                           }
-                       }
-                   });
+    for (std::int64_t i = 0; i < g.oh; ++i)
+    {
+        const AxisWindow& r = g.rows[static_cast<std::size_t>(i)];
+        for (std::int64_t j = 0; j < g.ow; ++j)
+        {
+            const AxisWindow& c = g.cols[static_cast<std::size_t>(j)];
+            T sum = 0;
+            for (std::int64_t ih = r.first; ih < r.end; ++ih)
+            {
+                for (std::int64_t iw = c.first; iw < c.end; ++iw)
+                {
+                    sum += x[ih * g.w + iw];
+                }
+            }
+            y[i * g.ow + j] = sum / avg_divisor<T>(r, c, g.count_include_pad);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backward kernels
+// Backward kernels, one plane each. Every one writes each element of dx once per covering
+// window and needs no zero-filled buffer: the 2x2 ones write every window element directly
+// (windows do not overlap), the general ones zero their plane while it is in cache.
 
 /// Zeroes what no 2x2 window covers: the columns from 2*ow on, and the rows from 2*oh on.
 template <class T>
@@ -347,8 +363,113 @@ void zero_uncovered_2x2(T* dx, const Geometry& g)
     std::fill(dx + 2 * g.oh * g.w, dx + g.in_plane(), T(0));
 }
 
-/// dx: each output gradient routed to its window's recorded winner, accumulating where
-/// overlapping windows share one. Written in one pass over dx.
+/// The gradient at each window's winner, zeros at its other three elements.
+template <class T>
+void extreme_backward_2x2(const T* gy, const Index* at, T* dx, const Geometry& g)
+{
+    const auto w = static_cast<Index>(g.w);
+    for (std::int64_t i = 0; i < g.oh; ++i)
+    {
+        T* d0 = dx + 2 * i * g.w;
+        T* d1 = d0 + g.w;
+        const T* go = gy + i * g.ow;
+        const Index* ao = at + i * g.ow;
+        const auto base = static_cast<Index>(2 * i * g.w);
+        simd_for(g.ow,
+                 [&](std::int64_t j)
+                 {
+                     const T v = go[j];
+                     const Index off = ao[j] - base - static_cast<Index>(2 * j);
+                     d0[2 * j] = off == 0 ? v : T(0);
+                     d0[2 * j + 1] = off == 1 ? v : T(0);
+                     d1[2 * j] = off == w ? v : T(0);
+                     d1[2 * j + 1] = off == w + 1 ? v : T(0);
+                 });
+    }
+    zero_uncovered_2x2(dx, g);
+}
+
+/// Accumulates where overlapping windows share a winner.
+template <class T>
+void extreme_backward_general(const T* gy, const Index* at, T* dx, const Geometry& g)
+{
+    std::fill(dx, dx + g.in_plane(), T(0));
+    for (std::int64_t o = 0; o < g.out_plane(); ++o)
+    {
+        dx[at[o]] += gy[o];
+    }
+}
+
+template <class T>
+void avg_backward_2x2(const T* gy, T* dx, const Geometry& g)
+{
+    for (std::int64_t i = 0; i < g.oh; ++i)
+    {
+        T* d0 = dx + 2 * i * g.w;
+        T* d1 = d0 + g.w;
+        const T* go = gy + i * g.ow;
+        simd_for(g.ow,
+                 [&](std::int64_t j)
+                 {
+                     const T v = go[j] * T(0.25);
+                     d0[2 * j] = v;
+                     d0[2 * j + 1] = v;
+                     d1[2 * j] = v;
+                     d1[2 * j + 1] = v;
+                 });
+    }
+    zero_uncovered_2x2(dx, g);
+}
+
+/// Each output gradient divided by its window's divisor and added to the window's input elements
+/// (the padding receives nothing).
+template <class T>
+void avg_backward_general(const T* gy, T* dx, const Geometry& g)
+{
+    std::fill(dx, dx + g.in_plane(), T(0));
+    for (std::int64_t i = 0; i < g.oh; ++i)
+    {
+        const AxisWindow& r = g.rows[static_cast<std::size_t>(i)];
+        for (std::int64_t j = 0; j < g.ow; ++j)
+        {
+            const AxisWindow& c = g.cols[static_cast<std::size_t>(j)];
+            const T v = gy[i * g.ow + j] / avg_divisor<T>(r, c, g.count_include_pad);
+            for (std::int64_t ih = r.first; ih < r.end; ++ih)
+            {
+                for (std::int64_t iw = c.first; iw < c.end; ++iw)
+                {
+                    dx[ih * g.w + iw] += v;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole-tensor drivers: one plane per OpenMP iteration.
+
+/// y = window max (Order = MaxOrder) or min; with Record, `at` receives each window's winner.
+template <class T, class Order, bool Record>
+void extreme_pool2d_forward(const xt::xarray<T>& x, xt::xarray<T>& y, Index* at, const Geometry& g)
+{
+    const T* px = x.data();
+    T* py = y.data();
+    for_each_plane(
+      g,
+      [&](std::int64_t p)
+      {
+          Index* ap = Record ? at + p * g.out_plane() : nullptr;
+          if (g.is_2x2_stride2)
+          {
+              extreme_forward_2x2<T, Order, Record>(px + p * g.in_plane(), py + p * g.out_plane(), ap, g);
+          }
+          else
+          {
+              extreme_forward_general<T, Order, Record>(px + p * g.in_plane(), py + p * g.out_plane(), ap, g);
+          }
+      });
+}
+
 template <class T>
 xt::xarray<T> extreme_pool2d_backward(const xt::xarray<T>& gy, const Index* at, const Geometry& g,
                                       const typename xt::xarray<T>::shape_type& x_shape)
@@ -359,41 +480,38 @@ xt::xarray<T> extreme_pool2d_backward(const xt::xarray<T>& gy, const Index* at, 
     for_each_plane(g,
                    [&](std::int64_t p)
                    {
-                       const T* gp = pg + p * g.out_plane();
-                       const Index* ap = at + p * g.out_plane();
-                       T* dp = pdx + p * g.in_plane();
+                       const std::int64_t o = p * g.out_plane();
                        if (g.is_2x2_stride2)
                        {
-                           // Windows do not overlap: write each one's four elements directly.
-                           const std::int64_t w = g.w;
-                           for (std::int64_t i = 0; i < g.oh; ++i)
-                           {
-                               T* d0 = dp + 2 * i * w;
-                               T* d1 = d0 + w;
-                               for (std::int64_t j = 0; j < g.ow; ++j)
-                               {
-                                   const T v = gp[i * g.ow + j];
-                                   const std::int64_t off = ap[i * g.ow + j] - (2 * i * w + 2 * j);
-                                   d0[2 * j] = off == 0 ? v : T(0);
-                                   d0[2 * j + 1] = off == 1 ? v : T(0);
-                                   d1[2 * j] = off == w ? v : T(0);
-                                   d1[2 * j + 1] = off == w + 1 ? v : T(0);
-                               }
-                           }
-                           zero_uncovered_2x2(dp, g);
-                           return;
+                           extreme_backward_2x2(pg + o, at + o, pdx + p * g.in_plane(), g);
                        }
-                       std::fill(dp, dp + g.in_plane(), T(0));
-                       for (std::int64_t o = 0; o < g.out_plane(); ++o)
+                       else
                        {
-                           dp[ap[o]] += gp[o];
+                           extreme_backward_general(pg + o, at + o, pdx + p * g.in_plane(), g);
                        }
                    });
     return dx;
 }
 
-/// dx: each output gradient divided by its window's divisor and spread over the window's input
-/// elements (padding receives nothing).
+template <class T>
+void avg_pool2d_forward(const xt::xarray<T>& x, xt::xarray<T>& y, const Geometry& g)
+{
+    const T* px = x.data();
+    T* py = y.data();
+    for_each_plane(g,
+                   [&](std::int64_t p)
+                   {
+                       if (g.is_2x2_stride2)
+                       {
+                           avg_forward_2x2(px + p * g.in_plane(), py + p * g.out_plane(), g);
+                       }
+                       else
+                       {
+                           avg_forward_general(px + p * g.in_plane(), py + p * g.out_plane(), g);
+                       }
+                   });
+}
+
 template <class T>
 xt::xarray<T> avg_pool2d_backward(const xt::xarray<T>& gy, const Geometry& g,
                                   const typename xt::xarray<T>::shape_type& x_shape)
@@ -404,42 +522,13 @@ xt::xarray<T> avg_pool2d_backward(const xt::xarray<T>& gy, const Geometry& g,
     for_each_plane(g,
                    [&](std::int64_t p)
                    {
-                       const T* gp = pg + p * g.out_plane();
-                       T* dp = pdx + p * g.in_plane();
                        if (g.is_2x2_stride2)
                        {
-                           for (std::int64_t i = 0; i < g.oh; ++i)
-                           {
-                               T* d0 = dp + 2 * i * g.w;
-                               T* d1 = d0 + g.w;
-                               for (std::int64_t j = 0; j < g.ow; ++j)
-                               {
-                                   const T v = gp[i * g.ow + j] * T(0.25);
-                                   d0[2 * j] = v;
-                                   d0[2 * j + 1] = v;
-                                   d1[2 * j] = v;
-                                   d1[2 * j + 1] = v;
-                               }
-                           }
-                           zero_uncovered_2x2(dp, g);
-                           return;
+                           avg_backward_2x2(pg + p * g.out_plane(), pdx + p * g.in_plane(), g);
                        }
-                       std::fill(dp, dp + g.in_plane(), T(0));
-                       for (std::int64_t i = 0; i < g.oh; ++i)
+                       else
                        {
-                           const AxisWindow& r = g.rows[static_cast<std::size_t>(i)];
-                           for (std::int64_t j = 0; j < g.ow; ++j)
-                           {
-                               const AxisWindow& c = g.cols[static_cast<std::size_t>(j)];
-                               const T v = gp[i * g.ow + j] / avg_divisor<T>(r, c, g.count_include_pad);
-                               for (std::int64_t ih = r.first; ih < r.end; ++ih)
-                               {
-                                   for (std::int64_t iw = c.first; iw < c.end; ++iw)
-                                   {
-                                       dp[ih * g.w + iw] += v;
-                                   }
-                               }
-                           }
+                           avg_backward_general(pg + p * g.out_plane(), pdx + p * g.in_plane(), g);
                        }
                    });
     return dx;
@@ -464,11 +553,11 @@ BasicTensor<T> extreme_pool2d(const char* name, Kind kind, const BasicTensor<T>&
     auto y = output_array(x, g);
     if (!should_record<T>({x}))
     {
-        extreme_forward<T, Order, false>(x.value(), y, nullptr, g);
+        extreme_pool2d_forward<T, Order, false>(x.value(), y, nullptr, g);
         return BasicTensor<T>(std::move(y));
     }
     auto at = std::make_unique_for_overwrite<Index[]>(y.size());
-    extreme_forward<T, Order, true>(x.value(), y, at.get(), g);
+    extreme_pool2d_forward<T, Order, true>(x.value(), y, at.get(), g);
     return record<T>(
       name, std::move(y), {x}, Saves::nothing(),
       [g = std::move(g), at = std::move(at)](BackwardContext<T>& ctx)
@@ -499,7 +588,7 @@ BasicTensor<T> avg_pool2d(const BasicTensor<T>& x, const Pool2dOptions& options)
 {
     Geometry g = make_geometry("avg_pool2d", Kind::avg, x.shape(), options);
     auto y = output_array(x, g);
-    avg_forward(x.value(), y, g);
+    avg_pool2d_forward(x.value(), y, g);
     return record<T>("avg_pool2d", std::move(y), {x}, Saves::nothing(),
                      [g = std::move(g)](BackwardContext<T>& ctx)
                      {

@@ -242,6 +242,23 @@ TEST_CASE("min_pool2d routes to the argmin (seed 003: max, mean and min pooling)
                                       30, 0, 0, 0});
 }
 
+TEST_CASE("overlapping windows that share their argmax accumulate its gradient", "[pool2d]")
+{
+    // 2x2 windows at stride 1 over a 3x3 input whose maximum (9) sits in the centre: all four
+    // windows pick it, so it receives the sum of their gradients.
+    const std::vector<double> x = {1, 2, 3, //
+                                   4, 9, 5, //
+                                   6, 7, 8};
+    const tg::Pool2dOptions o{.kernel = 2, .stride = 1};
+    auto y = tg::max_pool2d(tg::from_vector<double>(x, {1, 1, 3, 3}), o);
+    require_values(y.value(), {9, 9, 9, 9});
+    require_values(input_grad<double>(Kind::max, x, {1, 1, 3, 3}, o, {1, 10, 100, 1000}),
+                   {0, 0, 0, 0, 1111, 0, 0, 0, 0});
+    // Min pooling: minima 1 (0,0), 2 (0,1), 4 (1,0), 5 (1,2).
+    require_values(input_grad<double>(Kind::min, x, {1, 1, 3, 3}, o, {1, 10, 100, 1000}),
+                   {1, 10, 0, 100, 0, 1000, 0, 0, 0});
+}
+
 TEST_CASE("pooling ties go to the first winner in row-major window order", "[pool2d]")
 {
     SECTION("2x2 stride 2")
@@ -467,6 +484,10 @@ TEST_CASE("float32 pooling matches the reference on the 2x2 stride-2 fast path a
                 auto x64 = tg::test::distinct(shape, gen, -2, 2, false);
                 auto x = tg::cast<float>(x64).set_requires_grad();
                 auto y = pool(kind, x, o);
+                {
+                    tg::NoGradGuard no_grad; // the path that records no argmax
+                    REQUIRE(pool(kind, x, o).value() == y.value());
+                }
                 auto g64 = tg::test::uniform(y.shape(), gen, -1, 1, false);
                 y.backward(tg::cast<float>(g64));
                 // The reference works on the float values, so only the float arithmetic differs.
