@@ -63,10 +63,21 @@ struct Geometry
     std::int64_t out_plane() const { return oh * ow; }
 };
 
-std::string pair_str(const Size2& s)
+/// What error messages say about the call; formatted only when something is thrown.
+struct Call
 {
-    return detail::cat("(", s.h, ", ", s.w, ")");
-}
+    const char* op;
+    const Shape& shape;
+    Size2 kernel, stride, padding, dilation;
+
+    std::string str() const
+    {
+        const auto pair = [](const Size2& s) { return detail::cat("(", s.h, ", ", s.w, ")"); };
+        return detail::cat("tg::", op, ": input ", shape_str(shape), " with kernel ", pair(kernel),
+                           ", stride ", pair(stride), ", padding ", pair(padding), ", dilation ",
+                           pair(dilation));
+    }
+};
 
 /// Strips window.cpp's "tg::pool2d: " so that the rule reads as part of the op's own message.
 std::string_view rule_of(const char* what)
@@ -80,8 +91,8 @@ std::string_view rule_of(const char* what)
     return rule;
 }
 
-std::int64_t output_size(const std::string& setting, const char* axis, std::int64_t in, std::int64_t k,
-                         std::int64_t s, std::int64_t p, std::int64_t d, bool ceil_mode)
+std::int64_t output_size(const Call& call, const char* axis, std::int64_t in, std::int64_t k, std::int64_t s,
+                         std::int64_t p, std::int64_t d, bool ceil_mode)
 {
     try
     {
@@ -89,17 +100,16 @@ std::int64_t output_size(const std::string& setting, const char* axis, std::int6
     }
     catch (const ShapeError& e)
     {
-        throw ShapeError(detail::cat(setting, ": along the ", axis, ", ", rule_of(e.what())));
+        throw ShapeError(detail::cat(call.str(), ": along the ", axis, ", ", rule_of(e.what())));
     }
     catch (const ValueError& e)
     {
-        throw ValueError(detail::cat(setting, ": along the ", axis, ", ", rule_of(e.what())));
+        throw ValueError(detail::cat(call.str(), ": along the ", axis, ", ", rule_of(e.what())));
     }
 }
 
-std::vector<AxisWindow> axis_windows(const std::string& setting, const char* axis, std::int64_t in,
-                                     std::int64_t out, std::int64_t k, std::int64_t s, std::int64_t p,
-                                     std::int64_t d)
+std::vector<AxisWindow> axis_windows(const Call& call, const char* axis, std::int64_t in, std::int64_t out,
+                                     std::int64_t k, std::int64_t s, std::int64_t p, std::int64_t d)
 {
     std::vector<AxisWindow> windows(static_cast<std::size_t>(out));
     for (std::int64_t o = 0; o < out; ++o)
@@ -112,11 +122,10 @@ std::vector<AxisWindow> axis_windows(const std::string& setting, const char* axi
         a.area = std::min(start + k, in + p) - start;
         if (a.first >= a.end)
         {
-            throw ShapeError(detail::cat(setting, ": along the ", axis, ", window ", o, " (", k,
+            throw ShapeError(detail::cat(call.str(), ": along the ", axis, ", window ", o, " (", k,
                                          " positions starting at ", start, ", ", d,
-                                         " apart) lies entirely in the "
-                                         "padding of an input of size ",
-                                         in, ", so it has no element to pool"));
+                                         " apart) lies entirely in ", "the padding of an input of size ", in,
+                                         ", so it has no element to pool"));
         }
     }
     return windows;
@@ -140,32 +149,30 @@ Geometry make_geometry(const char* op, Kind kind, const Shape& shape, const Pool
     const Size2 stride = o.stride.given ? o.stride : kernel;
     const Size2 padding = o.padding.given ? o.padding : Size2(0);
     const Size2 dilation = o.dilation.given ? o.dilation : Size2(1);
-    const std::string setting =
-      detail::cat("tg::", op, ": input ", shape_str(shape), " with kernel ", pair_str(kernel), ", stride ",
-                  pair_str(stride), ", padding ", pair_str(padding), ", dilation ", pair_str(dilation));
+    const Call call{op, shape, kernel, stride, padding, dilation};
     if (!kernel.given || kernel.h == 0 || kernel.w == 0)
     {
-        throw ValueError(detail::cat(setting, ": the kernel size is required (Pool2dOptions::kernel, e.g. "
-                                              "{.kernel = 2}) and must be >= 1 along both axes"));
+        throw ValueError(detail::cat(call.str(), ": the kernel size is required (Pool2dOptions::kernel, e.g. "
+                                                 "{.kernel = 2}) and must be >= 1 along both axes"));
     }
     if (kind == Kind::avg && !(dilation == Size2(1)))
     {
-        throw ValueError(detail::cat(setting, ": average pooling has no dilation (it must be 1)"));
+        throw ValueError(detail::cat(call.str(), ": average pooling has no dilation (it must be 1)"));
     }
     Geometry g;
     const auto n = static_cast<std::int64_t>(shape[0]);
     const auto c = static_cast<std::int64_t>(shape[1]);
     g.h = static_cast<std::int64_t>(shape[2]);
     g.w = static_cast<std::int64_t>(shape[3]);
-    g.oh = output_size(setting, "height", g.h, kernel.h, stride.h, padding.h, dilation.h, o.ceil_mode);
-    g.ow = output_size(setting, "width", g.w, kernel.w, stride.w, padding.w, dilation.w, o.ceil_mode);
+    g.oh = output_size(call, "height", g.h, kernel.h, stride.h, padding.h, dilation.h, o.ceil_mode);
+    g.ow = output_size(call, "width", g.w, kernel.w, stride.w, padding.w, dilation.w, o.ceil_mode);
     if (g.h * g.w > std::numeric_limits<Index>::max())
     {
-        throw ShapeError(detail::cat(setting, ": an input plane of ", g.h, " x ", g.w,
+        throw ShapeError(detail::cat(call.str(), ": an input plane of ", g.h, " x ", g.w,
                                      " elements is too large (the recorded window positions are 32-bit)"));
     }
-    g.rows = axis_windows(setting, "height", g.h, g.oh, kernel.h, stride.h, padding.h, dilation.h);
-    g.cols = axis_windows(setting, "width", g.w, g.ow, kernel.w, stride.w, padding.w, dilation.w);
+    g.rows = axis_windows(call, "height", g.h, g.oh, kernel.h, stride.h, padding.h, dilation.h);
+    g.cols = axis_windows(call, "width", g.w, g.ow, kernel.w, stride.w, padding.w, dilation.w);
     g.planes = n * c;
     g.dh = dilation.h;
     g.dw = dilation.w;
