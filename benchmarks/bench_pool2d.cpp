@@ -1,6 +1,6 @@
 // Pooling on the first pooling layer of the Fashion-MNIST CNN: 64 x 32 x 28 x 28, 2x2 windows,
 // stride 2 (LibTorch anchor W2 in shared/research/anchors.md). The argument is the number of
-// OpenMP threads.
+// OpenMP threads. The machine is shared: run with --benchmark_repetitions=15 and read the medians.
 //
 // The GB/s counter counts the bytes the kernels must move at least, in float32 (n = input size):
 //   max fwd+bwd: read x (n), write y and the argmax (n/4 + n/4), read dy and the argmax
@@ -12,9 +12,6 @@
 
 #include <benchmark/benchmark.h>
 #include <omp.h>
-
-#include <algorithm>
-#include <vector>
 
 namespace tg = tapegrad;
 
@@ -88,22 +85,9 @@ void BM_avg_pool2d_fwd(benchmark::State& state)
     fwd_only(state, Op::avg);
 }
 
-/// The machine is shared: besides the median, report the fastest repetition (the least disturbed).
-double fastest(const std::vector<double>& v)
-{
-    return *std::min_element(v.begin(), v.end());
-}
 } // namespace
 
-#define TAPEGRAD_POOL_BENCHMARK(fn)                                                                          \
-    BENCHMARK(fn)                                                                                            \
-      ->Arg(1)                                                                                               \
-      ->Arg(2)                                                                                               \
-      ->Unit(benchmark::kMicrosecond)                                                                        \
-      ->UseRealTime()                                                                                        \
-      ->ComputeStatistics("min", fastest)
-
-TAPEGRAD_POOL_BENCHMARK(BM_max_pool2d_fwd_bwd);
-TAPEGRAD_POOL_BENCHMARK(BM_avg_pool2d_fwd_bwd);
-TAPEGRAD_POOL_BENCHMARK(BM_max_pool2d_fwd);
-TAPEGRAD_POOL_BENCHMARK(BM_avg_pool2d_fwd);
+BENCHMARK(BM_max_pool2d_fwd_bwd)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_avg_pool2d_fwd_bwd)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_max_pool2d_fwd)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_avg_pool2d_fwd)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
