@@ -1,7 +1,6 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/autograd/tensor.hpp>
 
-#include <xtensor/xio.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -257,6 +256,47 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
     tape.replay(impl.grad_fn_seq, options.retain_graph);
 }
 
+namespace
+{
+/// Prints values with one bracket level per dimension, eliding the middle of long dimensions
+/// (at most 3 + 3 shown) as PyTorch does. xtensor's own printer trips a GCC 12 false warning.
+template <class T>
+void print_values(std::ostream& os, const T* data, const xt::svector<std::size_t, 4>& shape, std::size_t dim,
+                  std::size_t offset, std::size_t stride, std::size_t indent)
+{
+    if (shape.empty())
+    {
+        os << data[0];
+        return;
+    }
+    const std::size_t n = shape[dim];
+    const std::size_t inner = stride / std::max<std::size_t>(n, 1);
+    constexpr std::size_t edge = 3;
+    os << '[';
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        if (n > 2 * edge && i == edge)
+        {
+            os << (dim + 1 == shape.size() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
+            i = n - edge;
+        }
+        if (dim + 1 == shape.size())
+        {
+            os << data[offset + i];
+        }
+        else
+        {
+            print_values(os, data, shape, dim + 1, offset + i * inner, inner, indent + 1);
+        }
+        if (i + 1 < n)
+        {
+            os << (dim + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
+        }
+    }
+    os << ']';
+}
+} // namespace
+
 template <class T>
 std::ostream& operator<<(std::ostream& os, const BasicTensor<T>& t)
 {
@@ -273,7 +313,10 @@ std::ostream& operator<<(std::ostream& os, const BasicTensor<T>& t)
     {
         os << ", grad_fn=" << t.impl()->grad_fn_seq;
     }
-    return os << ")\n" << t.value();
+    os << ")\n";
+    const auto& v = t.value();
+    print_values(os, v.data(), v.shape(), 0, 0, v.size(), 0);
+    return os;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ namespace
 {
 void show(const char* name, const tg::Tensor64& t)
 {
-    std::cout << name << " " << tg::shape_str(t.value().shape()) << "\n" << t.value() << "\n\n";
+    std::cout << name << ": " << t << "\n\n";
 }
 } // namespace
 
@@ -60,10 +60,10 @@ int main()
 
     loss.backward();
     const double delta = a2.item() - y.item(); // dL/dZ2 = A2 - Y
-    std::cout << "dL/dW2 (tape)            " << w2.grad().value() << "\n";
-    std::cout << "(A2 - Y) F^T (lecture)   " << xt::xarray<double>(delta * f.value()) << "\n";
+    show("dL/dW2 from the tape", w2.grad());
+    show("(A2 - Y) F^T from the lecture", tg::Tensor64(xt::xarray<double>(delta * f.value())));
     std::cout << "dL/dB2 (tape) " << b2.grad().item() << "   A2 - Y (lecture) " << delta << "\n";
-    std::cout << "dL/dW1 (tape)\n" << w1.grad().value() << "\n";
+    show("dL/dW1 from the tape", w1.grad());
     std::cout << "dL/dB1 (tape) " << b1.grad().item() << "  = the sum of dL/dZ1\n\n";
 
     for (int step = 1; step <= 20; ++step)
