@@ -1,0 +1,651 @@
+#include <tapegrad/autograd/tape.hpp>
+#include <tapegrad/ops/conv2d.hpp>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace tapegrad
+{
+
+namespace
+{
+
+/// Every size of one convolution, validated. Channels are split into `groups` blocks of `cg`
+/// input and `kg` output channels; one image-group is a GEMM of [kg x rows] * [rows x cols].
+struct Geometry
+{
+    std::size_t n = 0, c = 0, h = 0, w = 0;
+    std::size_t k = 0, kh = 0, kw = 0;
+    std::size_t groups = 1, cg = 0, kg = 0;
+    std::int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+    std::size_t ho = 0, wo = 0;
+
+    std::size_t rows() const { return cg * kh * kw; }
+    std::size_t cols() const { return ho * wo; }
+    /// 1x1 kernel, stride 1, no padding: the input plane already is the col matrix.
+    bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+    Shape x_shape() const { return {n, c, h, w}; }
+    Shape w_shape() const { return {k, cg, kh, kw}; }
+    Shape y_shape() const { return {n, k, ho, wo}; }
+};
+
+template <class S>
+Shape to_shape(const S& s)
+{
+    return Shape(s.begin(), s.end());
+}
+
+std::int64_t checked_output_size(const char* axis, std::int64_t in, std::int64_t kernel, std::int64_t stride,
+                                 std::int64_t padding, std::int64_t dilation, const Shape& xs,
+                                 const Shape& ws)
+{
+    const auto where = [&]
+    { return detail::cat(" (", axis, " axis of x ", shape_str(xs), " with w ", shape_str(ws), ")"); };
+    try
+    {
+        return conv2d_output_size(in, kernel, stride, padding, dilation);
+    }
+    catch (const ShapeError& e)
+    {
+        throw ShapeError(e.what() + where());
+    }
+    catch (const ValueError& e)
+    {
+        throw ValueError(e.what() + where());
+    }
+}
+
+Geometry make_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o)
+{
+    if (xs.size() != 4)
+    {
+        throw ShapeError(detail::cat("tg::conv2d: x must be 4-D [N, C, H, W], got shape ", shape_str(xs),
+                                     " (rank ", xs.size(), ") with w ", shape_str(ws)));
+    }
+    if (ws.size() != 4)
+    {
+        throw ShapeError(detail::cat("tg::conv2d: w must be 4-D [K, C/groups, kh, kw], got shape ",
+                                     shape_str(ws), " (rank ", ws.size(), ") for x ", shape_str(xs)));
+    }
+    if (o.groups < 1)
+    {
+        throw ValueError(detail::cat("tg::conv2d: groups ", o.groups, " must be >= 1 (x ", shape_str(xs),
+                                     ", w ", shape_str(ws), ")"));
+    }
+    Geometry g;
+    g.n = xs[0], g.c = xs[1], g.h = xs[2], g.w = xs[3];
+    g.k = ws[0], g.cg = ws[1], g.kh = ws[2], g.kw = ws[3];
+    g.groups = static_cast<std::size_t>(o.groups);
+    if (g.c % g.groups != 0 || g.k % g.groups != 0)
+    {
+        throw ShapeError(detail::cat("tg::conv2d: groups ", g.groups, " must divide both the ", g.c,
+                                     " input channels of x ", shape_str(xs), " and the ", g.k,
+                                     " output channels of w ", shape_str(ws)));
+    }
+    if (g.cg * g.groups != g.c)
+    {
+        throw ShapeError(detail::cat("tg::conv2d: x ", shape_str(xs), " has ", g.c, " channels but w ",
+                                     shape_str(ws), " expects w.shape[1] * groups = ", g.cg, " * ", g.groups,
+                                     " = ", g.cg * g.groups));
+    }
+    g.kg = g.k / g.groups;
+    g.sh = o.stride.h, g.sw = o.stride.w;
+    g.ph = o.padding.h, g.pw = o.padding.w;
+    g.dh = o.dilation.h, g.dw = o.dilation.w;
+    g.ho = static_cast<std::size_t>(checked_output_size(
+      "height", static_cast<std::int64_t>(g.h), static_cast<std::int64_t>(g.kh), g.sh, g.ph, g.dh, xs, ws));
+    g.wo = static_cast<std::size_t>(checked_output_size(
+      "width", static_cast<std::int64_t>(g.w), static_cast<std::int64_t>(g.kw), g.sw, g.pw, g.dw, xs, ws));
+    return g;
+}
+
+void check_bias(const Shape& bs, const Geometry& g)
+{
+    if (bs.size() != 1 || bs[0] != g.k)
+    {
+        throw ShapeError(detail::cat("tg::conv2d: b must be 1-D [K] = [", g.k, "] to match w ",
+                                     shape_str(g.w_shape()), ", got shape ", shape_str(bs), " (x ",
+                                     shape_str(g.x_shape()), ")"));
+    }
+}
+
+void check_grad_shape(const char* what, const Shape& got, const Shape& want)
+{
+    if (got != want)
+    {
+        throw ShapeError(detail::cat("tg::conv2d: ", what, " must have the output shape ", shape_str(want),
+                                     ", got ", shape_str(got)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BLAS and scratch memory
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda),
+                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
+{
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda),
+                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks).
+template <class T>
+T* scratch(std::size_t size)
+{
+    thread_local std::unique_ptr<T[]> buffer;
+    thread_local std::size_t capacity = 0;
+    if (capacity < size)
+    {
+        buffer.reset(new T[size]);
+        capacity = size;
+    }
+    return buffer.get();
+}
+
+/// Parallel over the batch only when there is more than one image and enough work to pay for
+/// waking the threads (about 2^18 multiply-adds); a single image leaves the threads to BLAS.
+inline bool parallel_batch(const Geometry& g)
+{
+    return g.n > 1 && g.n * g.k * g.cols() * g.rows() >= (std::size_t{1} << 18);
+}
+
+// ---------------------------------------------------------------------------------------------
+// im2col / col2im
+
+/// Output columns j whose input column j*s + off lies inside [0, len): [first, last).
+struct Span
+{
+    std::size_t first, last;
+};
+
+Span valid_span(std::int64_t off, std::int64_t stride, std::int64_t len, std::size_t out)
+{
+    const std::int64_t first = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    const std::int64_t last = len - off <= 0 ? 0 : (len - off + stride - 1) / stride;
+    const auto o = static_cast<std::int64_t>(out);
+    const std::int64_t f = std::min(first, o);
+    return {static_cast<std::size_t>(f), static_cast<std::size_t>(std::clamp(last, f, o))};
+}
+
+/// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
+/// for the cg channels of one image-group starting at `x`.
+template <class T>
+void im2col(const T* x, const Geometry& g, T* col)
+{
+    const std::size_t cols = g.cols();
+    const auto H = static_cast<std::int64_t>(g.h);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        const T* xc = x + c * g.h * g.w;
+        for (std::size_t a = 0; a < g.kh; ++a)
+        {
+            for (std::size_t e = 0; e < g.kw; ++e)
+            {
+                T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
+                const std::int64_t off_w = static_cast<std::int64_t>(e) * g.dw - g.pw;
+                const Span s = valid_span(off_w, g.sw, static_cast<std::int64_t>(g.w), g.wo);
+                for (std::size_t i = 0; i < g.ho; ++i)
+                {
+                    T* r = row + i * g.wo;
+                    const std::int64_t ih =
+                      static_cast<std::int64_t>(i) * g.sh - g.ph + static_cast<std::int64_t>(a) * g.dh;
+                    if (ih < 0 || ih >= H)
+                    {
+                        std::fill(r, r + g.wo, T(0));
+                        continue;
+                    }
+                    const T* xr = xc + ih * static_cast<std::int64_t>(g.w) + off_w;
+                    std::fill(r, r + s.first, T(0));
+                    if (g.sw == 1)
+                    {
+                        std::copy(xr + s.first, xr + s.last, r + s.first);
+                    }
+                    else
+                    {
+                        for (std::size_t j = s.first; j < s.last; ++j)
+                        {
+                            r[j] = xr[static_cast<std::int64_t>(j) * g.sw];
+                        }
+                    }
+                    std::fill(r + s.last, r + g.wo, T(0));
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of im2col: dx[c][ih][iw] += col[...] for every window position that read it.
+template <class T>
+void col2im(const T* col, const Geometry& g, T* dx)
+{
+    const std::size_t cols = g.cols();
+    const auto H = static_cast<std::int64_t>(g.h);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        T* dxc = dx + c * g.h * g.w;
+        for (std::size_t a = 0; a < g.kh; ++a)
+        {
+            for (std::size_t e = 0; e < g.kw; ++e)
+            {
+                const T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
+                const std::int64_t off_w = static_cast<std::int64_t>(e) * g.dw - g.pw;
+                const Span s = valid_span(off_w, g.sw, static_cast<std::int64_t>(g.w), g.wo);
+                for (std::size_t i = 0; i < g.ho; ++i)
+                {
+                    const std::int64_t ih =
+                      static_cast<std::int64_t>(i) * g.sh - g.ph + static_cast<std::int64_t>(a) * g.dh;
+                    if (ih < 0 || ih >= H)
+                    {
+                        continue;
+                    }
+                    const T* r = row + i * g.wo;
+                    T* xr = dxc + ih * static_cast<std::int64_t>(g.w) + off_w;
+                    if (g.sw == 1)
+                    {
+                        for (std::size_t j = s.first; j < s.last; ++j)
+                        {
+                            xr[j] += r[j];
+                        }
+                    }
+                    else
+                    {
+                        for (std::size_t j = s.first; j < s.last; ++j)
+                        {
+                            xr[static_cast<std::int64_t>(j) * g.sw] += r[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward kernel
+
+template <class T>
+void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
+{
+    const std::size_t rows = g.rows(), cols = g.cols();
+    const std::size_t hw = g.h * g.w;
+#pragma omp parallel if (parallel_batch(g))
+    {
+        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+#pragma omp for schedule(static)
+        for (std::size_t n = 0; n < g.n; ++n)
+        {
+            for (std::size_t gi = 0; gi < g.groups; ++gi)
+            {
+                const T* xg = x + (n * g.c + gi * g.cg) * hw;
+                T* yg = y + (n * g.k + gi * g.kg) * cols;
+                const T* src = xg;
+                if (!g.pointwise())
+                {
+                    im2col(xg, g, col);
+                    src = col;
+                }
+                if (rows == 0)
+                {
+                    std::fill(yg, yg + g.kg * cols, T(0));
+                }
+                else
+                {
+                    gemm(false, false, g.kg, cols, rows, w + gi * g.kg * rows, rows, src, cols, T(0), yg,
+                         cols);
+                }
+                if (b != nullptr)
+                {
+                    for (std::size_t k = 0; k < g.kg; ++k)
+                    {
+                        const T bk = b[gi * g.kg + k];
+                        T* p = yg + k * cols;
+                        for (std::size_t j = 0; j < cols; ++j)
+                        {
+                            p[j] += bk;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward kernels
+
+/// dW += dY_n * col_n^T for every image, each thread into its own partial sum, then reduced.
+template <class T>
+void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw)
+{
+    const std::size_t rows = g.rows(), cols = g.cols();
+    const std::size_t hw = g.h * g.w;
+    const std::size_t size = g.k * rows;
+    std::fill(dw, dw + size, T(0));
+    if (size == 0 || cols == 0)
+    {
+        return;
+    }
+    const std::size_t threads = parallel_batch(g) ? std::min<std::size_t>(omp_get_max_threads(), g.n) : 1;
+    std::vector<T> partial((threads - 1) * size, T(0));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        const auto t = static_cast<std::size_t>(omp_get_thread_num());
+        T* acc = t == 0 ? dw : partial.data() + (t - 1) * size;
+        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+#pragma omp for schedule(static)
+        for (std::size_t n = 0; n < g.n; ++n)
+        {
+            for (std::size_t gi = 0; gi < g.groups; ++gi)
+            {
+                const T* xg = x + (n * g.c + gi * g.cg) * hw;
+                const T* src = xg;
+                if (!g.pointwise())
+                {
+                    im2col(xg, g, col);
+                    src = col;
+                }
+                gemm(false, true, g.kg, rows, cols, dy + (n * g.k + gi * g.kg) * cols, cols, src, cols, T(1),
+                     acc + gi * g.kg * rows, rows);
+            }
+        }
+    }
+    for (std::size_t t = 1; t < threads; ++t)
+    {
+        const T* p = partial.data() + (t - 1) * size;
+        for (std::size_t i = 0; i < size; ++i)
+        {
+            dw[i] += p[i];
+        }
+    }
+}
+
+/// dX_n = col2im(W^T * dY_n) per image.
+template <class T>
+void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
+{
+    const std::size_t rows = g.rows(), cols = g.cols();
+    const std::size_t hw = g.h * g.w;
+#pragma omp parallel if (parallel_batch(g))
+    {
+        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+#pragma omp for schedule(static)
+        for (std::size_t n = 0; n < g.n; ++n)
+        {
+            for (std::size_t gi = 0; gi < g.groups; ++gi)
+            {
+                T* dxg = dx + (n * g.c + gi * g.cg) * hw;
+                const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
+                const T* wg = w + gi * g.kg * rows;
+                if (g.pointwise())
+                {
+                    gemm(true, false, rows, cols, g.kg, wg, rows, dyg, cols, T(0), dxg, cols);
+                    continue;
+                }
+                std::fill(dxg, dxg + g.cg * hw, T(0));
+                if (g.kg == 0)
+                {
+                    continue;
+                }
+                gemm(true, false, rows, cols, g.kg, wg, rows, dyg, cols, T(0), col, cols);
+                col2im(col, g, dxg);
+            }
+        }
+    }
+}
+
+/// db[k] = sum over images and pixels of dY[n, k]: 8 independent accumulators per plane.
+template <class T>
+void backward_bias_kernel(const T* dy, std::size_t n, std::size_t k, std::size_t plane, T* db)
+{
+    for (std::size_t kk = 0; kk < k; ++kk)
+    {
+        T acc[8] = {};
+        T tail = 0;
+        for (std::size_t i = 0; i < n; ++i)
+        {
+            const T* p = dy + (i * k + kk) * plane;
+            std::size_t j = 0;
+            for (; j + 8 <= plane; j += 8)
+            {
+                for (std::size_t u = 0; u < 8; ++u)
+                {
+                    acc[u] += p[j + u];
+                }
+            }
+            for (; j < plane; ++j)
+            {
+                tail += p[j];
+            }
+        }
+        db[kk] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+    }
+}
+
+/// The textbook dX, see conv2d_backward_input_full_conv in the header.
+template <class T>
+void full_conv_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
+{
+    // Z: dY with (s-1) zeros between elements, placed at offset d(k-1)-p (may be negative: cropped).
+    const std::size_t hz = g.h + (g.kh - 1) * static_cast<std::size_t>(g.dh);
+    const std::size_t wz = g.w + (g.kw - 1) * static_cast<std::size_t>(g.dw);
+    const std::int64_t off_h = static_cast<std::int64_t>(g.kh - 1) * g.dh - g.ph;
+    const std::int64_t off_w = static_cast<std::int64_t>(g.kw - 1) * g.dw - g.pw;
+    std::vector<T> z(g.n * g.k * hz * wz, T(0));
+    for (std::size_t nk = 0; nk < g.n * g.k; ++nk)
+    {
+        for (std::size_t i = 0; i < g.ho; ++i)
+        {
+            for (std::size_t j = 0; j < g.wo; ++j)
+            {
+                const std::int64_t t = static_cast<std::int64_t>(i) * g.sh + off_h;
+                const std::int64_t u = static_cast<std::int64_t>(j) * g.sw + off_w;
+                if (t >= 0 && t < static_cast<std::int64_t>(hz) && u >= 0 &&
+                    u < static_cast<std::int64_t>(wz))
+                {
+                    z[(nk * hz + static_cast<std::size_t>(t)) * wz + static_cast<std::size_t>(u)] =
+                      dy[(nk * g.ho + i) * g.wo + j];
+                }
+            }
+        }
+    }
+    // W': rotated 180 degrees, channel axes swapped within each group: [C, K/G, kh, kw].
+    std::vector<T> wr(g.c * g.kg * g.kh * g.kw);
+    for (std::size_t gi = 0; gi < g.groups; ++gi)
+    {
+        for (std::size_t cl = 0; cl < g.cg; ++cl)
+        {
+            for (std::size_t kl = 0; kl < g.kg; ++kl)
+            {
+                for (std::size_t a = 0; a < g.kh; ++a)
+                {
+                    for (std::size_t e = 0; e < g.kw; ++e)
+                    {
+                        wr[(((gi * g.cg + cl) * g.kg + kl) * g.kh + a) * g.kw + e] =
+                          w[(((gi * g.kg + kl) * g.cg + cl) * g.kh + (g.kh - 1 - a)) * g.kw + (g.kw - 1 - e)];
+                    }
+                }
+            }
+        }
+    }
+    // dX = Z correlated with W' (stride 1, dilation d, no padding), group by group.
+    for (std::size_t n = 0; n < g.n; ++n)
+    {
+        for (std::size_t c = 0; c < g.c; ++c)
+        {
+            const std::size_t gi = c / g.cg;
+            for (std::size_t h = 0; h < g.h; ++h)
+            {
+                for (std::size_t x = 0; x < g.w; ++x)
+                {
+                    T acc = 0;
+                    for (std::size_t kl = 0; kl < g.kg; ++kl)
+                    {
+                        const T* zp = z.data() + (n * g.k + gi * g.kg + kl) * hz * wz;
+                        const T* wp = wr.data() + (c * g.kg + kl) * g.kh * g.kw;
+                        for (std::size_t a = 0; a < g.kh; ++a)
+                        {
+                            for (std::size_t e = 0; e < g.kw; ++e)
+                            {
+                                acc += zp[(h + a * g.dh) * wz + x + e * g.dw] * wp[a * g.kw + e];
+                            }
+                        }
+                    }
+                    dx[((n * g.c + c) * g.h + h) * g.w + x] = acc;
+                }
+            }
+        }
+    }
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Kernel entry points
+
+template <class T>
+xt::xarray<T> conv2d_forward(const xt::xarray<T>& x, const xt::xarray<T>& w, const xt::xarray<T>* b,
+                             const Conv2dOptions& options)
+{
+    const Geometry g = make_geometry(to_shape(x.shape()), to_shape(w.shape()), options);
+    if (b != nullptr)
+    {
+        check_bias(to_shape(b->shape()), g);
+    }
+    auto y = xt::xarray<T>::from_shape(g.y_shape());
+    forward_kernel(x.data(), w.data(), b != nullptr ? b->data() : nullptr, g, y.data());
+    return y;
+}
+
+template <class T>
+xt::xarray<T> conv2d_backward_weight(const xt::xarray<T>& dy, const xt::xarray<T>& x, const Shape& w_shape,
+                                     const Conv2dOptions& options)
+{
+    const Geometry g = make_geometry(to_shape(x.shape()), w_shape, options);
+    check_grad_shape("dy", to_shape(dy.shape()), g.y_shape());
+    auto dw = xt::xarray<T>::from_shape(w_shape);
+    backward_weight_kernel(dy.data(), x.data(), g, dw.data());
+    return dw;
+}
+
+template <class T>
+xt::xarray<T> conv2d_backward_bias(const xt::xarray<T>& dy)
+{
+    if (dy.dimension() != 4)
+    {
+        throw ShapeError(
+          detail::cat("tg::conv2d: dy must be 4-D [N, K, Ho, Wo], got ", shape_str(dy.shape())));
+    }
+    const std::size_t k = dy.shape()[1];
+    auto db = xt::xarray<T>::from_shape({k});
+    backward_bias_kernel(dy.data(), dy.shape()[0], k, dy.shape()[2] * dy.shape()[3], db.data());
+    return db;
+}
+
+template <class T>
+xt::xarray<T> conv2d_backward_input(const xt::xarray<T>& dy, const xt::xarray<T>& w, const Shape& x_shape,
+                                    const Conv2dOptions& options)
+{
+    const Geometry g = make_geometry(x_shape, to_shape(w.shape()), options);
+    check_grad_shape("dy", to_shape(dy.shape()), g.y_shape());
+    auto dx = xt::xarray<T>::from_shape(x_shape);
+    backward_input_kernel(dy.data(), w.data(), g, dx.data());
+    return dx;
+}
+
+template <class T>
+xt::xarray<T> conv2d_backward_input_full_conv(const xt::xarray<T>& dy, const xt::xarray<T>& w,
+                                              const Shape& x_shape, const Conv2dOptions& options)
+{
+    const Geometry g = make_geometry(x_shape, to_shape(w.shape()), options);
+    check_grad_shape("dy", to_shape(dy.shape()), g.y_shape());
+    auto dx = xt::xarray<T>::from_shape(x_shape);
+    full_conv_kernel(dy.data(), w.data(), g, dx.data());
+    return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recorded op
+
+template <class T>
+BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const BasicTensor<T>& b,
+                      const Conv2dOptions& options)
+{
+    const auto& vx = x.value();
+    const auto& vw = w.value();
+    const Geometry g = make_geometry(to_shape(vx.shape()), to_shape(vw.shape()), options);
+    if (b.defined())
+    {
+        check_bias(b.shape(), g);
+    }
+    auto y = xt::xarray<T>::from_shape(g.y_shape());
+    forward_kernel(vx.data(), vw.data(), b.defined() ? b.value().data() : nullptr, g, y.data());
+
+    Saves saves;
+    if (w.requires_grad())
+    {
+        saves.input_mask |= 1u; // dW reads x
+    }
+    if (x.requires_grad())
+    {
+        saves.input_mask |= 2u; // dX reads w
+    }
+    return record<T>("conv2d", std::move(y), {x, w, b}, saves,
+                     [g](BackwardContext<T>& ctx)
+                     {
+                         const auto& dy = ctx.grad_output();
+                         // dL/db[k] = sum over n, i, j of dY[n, k, i, j]
+                         if (ctx.needs_grad(2))
+                         {
+                             auto db = xt::xarray<T>::from_shape({g.k});
+                             backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
+                             ctx.accumulate(2, std::move(db));
+                         }
+                         // dL/dW = X correlated with dY
+                         if (ctx.needs_grad(1))
+                         {
+                             auto dw = xt::xarray<T>::from_shape(g.w_shape());
+                             backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data());
+                             ctx.accumulate(1, std::move(dw));
+                         }
+                         // dL/dX = full convolution of dY (dilated by the stride) with rot180(W)
+                         if (ctx.needs_grad(0))
+                         {
+                             auto dx = xt::xarray<T>::from_shape(g.x_shape());
+                             backward_input_kernel(dy.data(), ctx.input(1).data(), g, dx.data());
+                             ctx.accumulate(0, std::move(dx));
+                         }
+                     });
+}
+
+#define TAPEGRAD_INSTANTIATE(T)                                                                              \
+    template BasicTensor<T> conv2d<T>(const BasicTensor<T>&, const BasicTensor<T>&, const BasicTensor<T>&,   \
+                                      const Conv2dOptions&);                                                 \
+    template xt::xarray<T> conv2d_forward<T>(const xt::xarray<T>&, const xt::xarray<T>&,                     \
+                                             const xt::xarray<T>*, const Conv2dOptions&);                    \
+    template xt::xarray<T> conv2d_backward_weight<T>(const xt::xarray<T>&, const xt::xarray<T>&,             \
+                                                     const Shape&, const Conv2dOptions&);                    \
+    template xt::xarray<T> conv2d_backward_bias<T>(const xt::xarray<T>&);                                    \
+    template xt::xarray<T> conv2d_backward_input<T>(const xt::xarray<T>&, const xt::xarray<T>&,              \
+                                                    const Shape&, const Conv2dOptions&);                     \
+    template xt::xarray<T> conv2d_backward_input_full_conv<T>(const xt::xarray<T>&, const xt::xarray<T>&,    \
+                                                              const Shape&, const Conv2dOptions&);
+
+TAPEGRAD_INSTANTIATE(float)
+TAPEGRAD_INSTANTIATE(double)
+#undef TAPEGRAD_INSTANTIATE
+
+} // namespace tapegrad
