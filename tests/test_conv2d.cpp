@@ -29,7 +29,7 @@ std::string describe(const Case& cs)
 }
 
 /// Shapes covering the paths of the fast kernels: 1x1 (col = x), stride and padding per axis,
-/// dilation, groups, padding wider than the kernel, odd batch sizes (uneven thread split).
+/// dilation, groups, padding wider than the kernel, serial and threaded batches.
 const std::vector<Case>& cases()
 {
     static const std::vector<Case> all = {
@@ -43,6 +43,9 @@ const std::vector<Case>& cases()
       {1, 1, 5, 4, 4, 2, 2, {.padding = 2}},
       {2, 2, 2, 5, 5, 1, 1, {.stride = 2, .padding = 1}},
       {4, 3, 8, 10, 10, 5, 5, {.padding = 2}},
+      // Large enough to run threaded (per-thread dW partials, odd batch split).
+      {5, 8, 16, 12, 12, 3, 3, {.padding = 1}},
+      {3, 6, 12, 11, 13, 3, 3, {.stride = 2, .padding = 1, .groups = 2}},
     };
     return all;
 }
