@@ -1,5 +1,6 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/ops/conv2d.hpp>
+#include <tapegrad/ops/conv2d_simd.hpp>
 
 #include <cblas.h>
 #include <omp.h>
@@ -126,34 +127,86 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 // ---------------------------------------------------------------------------------------------
 // BLAS and scratch memory
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
+#if !defined(TAPEGRAD_HAVE_AVX512_GEMM)
+void blas_gemm(bool ta, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+               const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda),
-                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b,
+                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
+void blas_gemm(bool ta, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+               const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
 {
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda),
-                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b,
+                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks).
+#endif
+
+/// C[M x N] (+)= A[M x kd] * B[kd x N] with A(m, p) = a[m*a_ms + p*a_ps] (either stride may be
+/// the unit one: A or A^T in place), B and C row-major.
 template <class T>
-T* scratch(std::size_t size)
+void gemm(std::size_t M, std::size_t N, std::size_t kd, const T* a, std::size_t a_ms, std::size_t a_ps,
+          const T* b, std::size_t ldb, T* c, std::size_t ldc, bool accumulate)
 {
-    thread_local std::unique_ptr<T[]> buffer;
-    thread_local std::size_t capacity = 0;
-    if (capacity < size)
+    if (M == 0 || N == 0)
     {
-        buffer.reset(new T[size]);
-        capacity = size;
+        return;
     }
-    return buffer.get();
+    if (kd == 0)
+    {
+        for (std::size_t m = 0; m < M && !accumulate; ++m)
+        {
+            std::fill(c + m * ldc, c + m * ldc + N, T(0));
+        }
+        return;
+    }
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    detail::gemm_avx512(M, N, kd, a, a_ms, a_ps, b, ldb, c, ldc, accumulate);
+#else
+    const bool trans = a_ps != 1;
+    blas_gemm(trans, M, N, kd, a, trans ? a_ps : a_ms, b, ldb, accumulate ? T(1) : T(0), c, ldc);
+#endif
+}
+
+/// dst[c][r] = src[r][c] for a [rows x cols] matrix, in cache-sized tiles.
+template <class T>
+void transpose(const T* src, std::size_t rows, std::size_t cols, T* dst)
+{
+    constexpr std::size_t tile = 16;
+    for (std::size_t r0 = 0; r0 < rows; r0 += tile)
+    {
+        const std::size_t r1 = std::min(rows, r0 + tile);
+        for (std::size_t c0 = 0; c0 < cols; c0 += tile)
+        {
+            const std::size_t c1 = std::min(cols, c0 + tile);
+            for (std::size_t r = r0; r < r1; ++r)
+            {
+                for (std::size_t c = c0; c < c1; ++c)
+                {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks); `slot`
+/// tells apart buffers needed at the same time.
+template <class T>
+T* scratch(std::size_t slot, std::size_t size)
+{
+    thread_local std::unique_ptr<T[]> buffer[2];
+    thread_local std::size_t capacity[2] = {0, 0};
+    if (capacity[slot] < size)
+    {
+        buffer[slot].reset(new T[size]);
+        capacity[slot] = size;
+    }
+    return buffer[slot].get();
 }
 
 /// Parallel over the batch only when there is more than one image and enough work to pay for
@@ -165,6 +218,33 @@ inline bool parallel_batch(const Geometry& g)
 
 // ---------------------------------------------------------------------------------------------
 // im2col / col2im
+
+/// row[0, n) = 0 except row[first, last) = src[0, last - first).
+template <class T>
+void copy_row(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last)
+{
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    detail::im2col_row(row, n, src, first, last);
+#else
+    std::fill(row, row + first, T(0));
+    std::copy(src, src + (last - first), row + first);
+    std::fill(row + last, row + n, T(0));
+#endif
+}
+
+/// dst[0, n) += src[0, n).
+template <class T>
+void add_row(T* dst, const T* src, std::size_t n)
+{
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    detail::add_row(dst, src, n);
+#else
+    for (std::size_t j = 0; j < n; ++j)
+    {
+        dst[j] += src[j];
+    }
+#endif
+}
 
 /// Output columns j whose input column j*s + off lies inside [0, len): [first, last).
 struct Span
@@ -205,21 +285,19 @@ void im2col(const T* x, const Geometry& g, T* col)
                       static_cast<std::int64_t>(i) * g.sh - g.ph + static_cast<std::int64_t>(a) * g.dh;
                     if (ih < 0 || ih >= H)
                     {
-                        std::fill(r, r + g.wo, T(0));
+                        copy_row(r, g.wo, xc, 0, 0);
                         continue;
                     }
-                    const T* xr = xc + ih * static_cast<std::int64_t>(g.w) + off_w;
-                    std::fill(r, r + s.first, T(0));
+                    const T* xr = xc + ih * static_cast<std::int64_t>(g.w);
                     if (g.sw == 1)
                     {
-                        std::copy(xr + s.first, xr + s.last, r + s.first);
+                        copy_row(r, g.wo, xr + (static_cast<std::int64_t>(s.first) + off_w), s.first, s.last);
+                        continue;
                     }
-                    else
+                    std::fill(r, r + s.first, T(0));
+                    for (std::size_t j = s.first; j < s.last; ++j)
                     {
-                        for (std::size_t j = s.first; j < s.last; ++j)
-                        {
-                            r[j] = xr[static_cast<std::int64_t>(j) * g.sw];
-                        }
+                        r[j] = xr[static_cast<std::int64_t>(j) * g.sw + off_w];
                     }
                     std::fill(r + s.last, r + g.wo, T(0));
                 }
@@ -253,19 +331,17 @@ void col2im(const T* col, const Geometry& g, T* dx)
                         continue;
                     }
                     const T* r = row + i * g.wo;
-                    T* xr = dxc + ih * static_cast<std::int64_t>(g.w) + off_w;
+                    T* xr = dxc + ih * static_cast<std::int64_t>(g.w);
                     if (g.sw == 1)
                     {
-                        for (std::size_t j = s.first; j < s.last; ++j)
-                        {
-                            xr[j] += r[j];
-                        }
+                        add_row(xr + (static_cast<std::int64_t>(s.first) + off_w), r + s.first,
+                                s.last - s.first);
                     }
                     else
                     {
                         for (std::size_t j = s.first; j < s.last; ++j)
                         {
-                            xr[static_cast<std::int64_t>(j) * g.sw] += r[j];
+                            xr[static_cast<std::int64_t>(j) * g.sw + off_w] += r[j];
                         }
                     }
                 }
@@ -284,7 +360,7 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
     const std::size_t hw = g.h * g.w;
 #pragma omp parallel if (parallel_batch(g))
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+        T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
 #pragma omp for schedule(static)
         for (std::size_t n = 0; n < g.n; ++n)
         {
@@ -304,8 +380,7 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
                 }
                 else
                 {
-                    gemm(false, false, g.kg, cols, rows, w + gi * g.kg * rows, rows, src, cols, T(0), yg,
-                         cols);
+                    gemm(g.kg, cols, rows, w + gi * g.kg * rows, rows, 1, src, cols, yg, cols, false);
                 }
                 if (b != nullptr)
                 {
@@ -328,6 +403,8 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 // Backward kernels
 
 /// dW += dY_n * col_n^T for every image, each thread into its own partial sum, then reduced.
+/// The GEMM wants its B operand row-contiguous, so the smaller of col [rows x cols] and
+/// dY_n [kg x cols] is transposed: dW = dY_n * (col^T) or dW^T = col * (dY_n^T).
 template <class T>
 void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw)
 {
@@ -339,36 +416,58 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw)
     {
         return;
     }
+    const bool transpose_col = rows <= g.kg;
     const std::size_t threads = parallel_batch(g) ? std::min<std::size_t>(omp_get_max_threads(), g.n) : 1;
-    std::vector<T> partial((threads - 1) * size, T(0));
+    std::vector<T> partial(threads * size, T(0));
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        const auto t = static_cast<std::size_t>(omp_get_thread_num());
-        T* acc = t == 0 ? dw : partial.data() + (t - 1) * size;
-        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+        T* acc = partial.data() + static_cast<std::size_t>(omp_get_thread_num()) * size;
+        T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
+        T* bt = scratch<T>(1, cols * (transpose_col ? rows : g.kg));
 #pragma omp for schedule(static)
         for (std::size_t n = 0; n < g.n; ++n)
         {
             for (std::size_t gi = 0; gi < g.groups; ++gi)
             {
-                const T* xg = x + (n * g.c + gi * g.cg) * hw;
-                const T* src = xg;
+                const T* src = x + (n * g.c + gi * g.cg) * hw;
                 if (!g.pointwise())
                 {
-                    im2col(xg, g, col);
+                    im2col(src, g, col);
                     src = col;
                 }
-                gemm(false, true, g.kg, rows, cols, dy + (n * g.k + gi * g.kg) * cols, cols, src, cols, T(1),
-                     acc + gi * g.kg * rows, rows);
+                const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
+                T* accg = acc + gi * g.kg * rows;
+                if (transpose_col)
+                {
+                    transpose(src, rows, cols, bt);
+                    gemm(g.kg, rows, cols, dyg, cols, 1, bt, rows, accg, rows, true);
+                }
+                else
+                {
+                    transpose(dyg, g.kg, cols, bt);
+                    gemm(rows, g.kg, cols, src, cols, 1, bt, g.kg, accg, g.kg, true);
+                }
             }
         }
     }
     for (std::size_t t = 1; t < threads; ++t)
     {
-        const T* p = partial.data() + (t - 1) * size;
+        const T* p = partial.data() + t * size;
         for (std::size_t i = 0; i < size; ++i)
         {
-            dw[i] += p[i];
+            partial[i] += p[i];
+        }
+    }
+    for (std::size_t gi = 0; gi < g.groups; ++gi)
+    {
+        const T* src = partial.data() + gi * g.kg * rows;
+        if (transpose_col)
+        {
+            std::copy(src, src + g.kg * rows, dw + gi * g.kg * rows);
+        }
+        else
+        {
+            transpose(src, rows, g.kg, dw + gi * g.kg * rows);
         }
     }
 }
@@ -381,7 +480,7 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
     const std::size_t hw = g.h * g.w;
 #pragma omp parallel if (parallel_batch(g))
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+        T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
 #pragma omp for schedule(static)
         for (std::size_t n = 0; n < g.n; ++n)
         {
@@ -392,7 +491,7 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
                 const T* wg = w + gi * g.kg * rows;
                 if (g.pointwise())
                 {
-                    gemm(true, false, rows, cols, g.kg, wg, rows, dyg, cols, T(0), dxg, cols);
+                    gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, dxg, cols, false);
                     continue;
                 }
                 std::fill(dxg, dxg + g.cg * hw, T(0));
@@ -400,7 +499,7 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
                 {
                     continue;
                 }
-                gemm(true, false, rows, cols, g.kg, wg, rows, dyg, cols, T(0), col, cols);
+                gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, col, cols, false);
                 col2im(col, g, dxg);
             }
         }

@@ -1,0 +1,191 @@
+#pragma once
+/// @file conv2d_simd.hpp
+/// Private to the conv kernels (ops/conv2d.cpp): a small AVX-512 GEMM, C (+)= A * B, shaped for
+/// convolution, and the short row copies of im2col/col2im. Without AVX-512 conv2d.cpp uses BLAS
+/// and plain loops instead.
+///
+/// A is read by broadcasts through two strides (element (m, p) at a[m*a_ms + p*a_ps]), so W, W^T
+/// and dY are all used in place without packing; B rows are contiguous vectors (element (p, n)
+/// at b[p*ldb + n]); C is row-major. A register tile is MR = 8 rows of A times up to 3 vectors of
+/// B (48 floats or 24 doubles), 24 accumulators; the last vector of a row is masked, and the last
+/// row block takes fewer rows, so any M, N work without padding or copies.
+///
+/// Why not BLAS: these GEMMs are small (tens of microseconds), called once per image, and the
+/// OpenBLAS 0.3.21 build that Debian ships falls back to its SSE3 "Prescott" kernels on CPUs it
+/// does not know (this machine reports model 207).
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <utility>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define TAPEGRAD_HAVE_AVX512_GEMM 1
+
+namespace tapegrad::detail
+{
+
+template <class T>
+struct Avx512;
+
+template <>
+struct Avx512<float>
+{
+    using vec = __m512;
+    using mask = __mmask16;
+    static constexpr std::size_t lanes = 16;
+    static vec zero() { return _mm512_setzero_ps(); }
+    static vec set1(float v) { return _mm512_set1_ps(v); }
+    static vec load(const float* p) { return _mm512_loadu_ps(p); }
+    static vec load(mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+    static vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
+    static void store(float* p, mask m, vec v) { _mm512_mask_storeu_ps(p, m, v); }
+    static mask first(std::size_t n) { return static_cast<mask>(n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
+};
+
+template <>
+struct Avx512<double>
+{
+    using vec = __m512d;
+    using mask = __mmask8;
+    static constexpr std::size_t lanes = 8;
+    static vec zero() { return _mm512_setzero_pd(); }
+    static vec set1(double v) { return _mm512_set1_pd(v); }
+    static vec load(const double* p) { return _mm512_loadu_pd(p); }
+    static vec load(mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+    static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_pd(a, b, c); }
+    static vec add(vec a, vec b) { return _mm512_add_pd(a, b); }
+    static void store(double* p, mask m, vec v) { _mm512_mask_storeu_pd(p, m, v); }
+    static mask first(std::size_t n) { return static_cast<mask>(n >= 8 ? 0xFFu : (1u << n) - 1u); }
+};
+
+inline constexpr std::size_t gemm_mr = 8;
+inline constexpr std::size_t gemm_nv = 3;
+
+/// One register tile: C[M x V vectors] (+)= A[M x kd] * B[kd x V vectors]; `tail` masks the last
+/// vector.
+template <class T, std::size_t M, std::size_t V>
+void gemm_tile(const T* a, std::size_t a_ms, std::size_t a_ps, const T* b, std::size_t ldb, std::size_t kd,
+               T* c, std::size_t ldc, typename Avx512<T>::mask tail, bool accumulate)
+{
+    using S = Avx512<T>;
+    typename S::vec acc[M][V];
+#pragma GCC unroll 8
+    for (std::size_t m = 0; m < M; ++m)
+    {
+#pragma GCC unroll 3
+        for (std::size_t v = 0; v < V; ++v)
+        {
+            acc[m][v] = S::zero();
+        }
+    }
+    for (std::size_t p = 0; p < kd; ++p)
+    {
+        const T* bp = b + p * ldb;
+        typename S::vec bv[V];
+#pragma GCC unroll 3
+        for (std::size_t v = 0; v + 1 < V; ++v)
+        {
+            bv[v] = S::load(bp + v * S::lanes);
+        }
+        bv[V - 1] = S::load(tail, bp + (V - 1) * S::lanes);
+        const T* ap = a + p * a_ps;
+#pragma GCC unroll 8
+        for (std::size_t m = 0; m < M; ++m)
+        {
+            const typename S::vec s = S::set1(ap[m * a_ms]);
+#pragma GCC unroll 3
+            for (std::size_t v = 0; v < V; ++v)
+            {
+                acc[m][v] = S::fma(s, bv[v], acc[m][v]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (std::size_t m = 0; m < M; ++m)
+    {
+#pragma GCC unroll 3
+        for (std::size_t v = 0; v < V; ++v)
+        {
+            T* cp = c + m * ldc + v * S::lanes;
+            const typename S::mask mk = v + 1 == V ? tail : static_cast<typename S::mask>(~0u);
+            S::store(cp, mk, accumulate ? S::add(acc[m][v], S::load(mk, cp)) : acc[m][v]);
+        }
+    }
+}
+
+template <class T>
+using GemmTile = void (*)(const T*, std::size_t, std::size_t, const T*, std::size_t, std::size_t, T*,
+                          std::size_t, typename Avx512<T>::mask, bool);
+
+template <class T, std::size_t... I>
+constexpr auto gemm_tiles(std::index_sequence<I...>)
+{
+    // Entry (m - 1) * gemm_nv + (v - 1) handles m rows and v vectors.
+    return std::array<GemmTile<T>, sizeof...(I)>{&gemm_tile<T, I / gemm_nv + 1, I % gemm_nv + 1>...};
+}
+
+/// C[M x N] (+)= A[M x kd] * B[kd x N], see the file comment for the layouts.
+template <class T>
+void gemm_avx512(std::size_t M, std::size_t N, std::size_t kd, const T* a, std::size_t a_ms, std::size_t a_ps,
+                 const T* b, std::size_t ldb, T* c, std::size_t ldc, bool accumulate)
+{
+    using S = Avx512<T>;
+    static constexpr auto tiles = gemm_tiles<T>(std::make_index_sequence<gemm_mr * gemm_nv>());
+    // Blocks of up to 3 vectors, as even as possible (4 vectors: 2 + 2, not 3 + 1).
+    const std::size_t vectors = (N + S::lanes - 1) / S::lanes;
+    const std::size_t blocks = (vectors + gemm_nv - 1) / gemm_nv;
+    for (std::size_t blk = 0, v0 = 0; blk < blocks; ++blk)
+    {
+        const std::size_t v1 = vectors * (blk + 1) / blocks;
+        const std::size_t n0 = v0 * S::lanes;
+        const std::size_t v = v1 - v0;
+        const auto tail = S::first(std::min(N, v1 * S::lanes) - (v1 - 1) * S::lanes);
+        for (std::size_t m0 = 0; m0 < M; m0 += gemm_mr)
+        {
+            const std::size_t m = std::min(gemm_mr, M - m0);
+            tiles[(m - 1) * gemm_nv + (v - 1)](a + m0 * a_ms, a_ms, a_ps, b + n0, ldb, kd, c + m0 * ldc + n0,
+                                               ldc, tail, accumulate);
+        }
+        v0 = v1;
+    }
+}
+
+/// row[0, n) = 0 except row[first, last) = src[0, last - first): one im2col row with its padding.
+template <class T>
+void im2col_row(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last)
+{
+    using S = Avx512<T>;
+    const auto zero = S::zero();
+    for (std::size_t j = 0; j < first; j += S::lanes)
+    {
+        S::store(row + j, S::first(first - j), zero);
+    }
+    for (std::size_t j = first; j < last; j += S::lanes)
+    {
+        const auto m = S::first(last - j);
+        S::store(row + j, m, S::load(m, src + (j - first)));
+    }
+    for (std::size_t j = last; j < n; j += S::lanes)
+    {
+        S::store(row + j, S::first(n - j), zero);
+    }
+}
+
+/// dst[0, n) += src[0, n): one col2im row.
+template <class T>
+void add_row(T* dst, const T* src, std::size_t n)
+{
+    using S = Avx512<T>;
+    for (std::size_t j = 0; j < n; j += S::lanes)
+    {
+        const auto m = S::first(n - j);
+        S::store(dst + j, m, S::add(S::load(m, dst + j), S::load(m, src + j)));
+    }
+}
+
+} // namespace tapegrad::detail
+
+#endif
