@@ -246,6 +246,31 @@ void add_row(T* dst, const T* src, std::size_t n)
 #endif
 }
 
+/// Sum of p[0, n) with several independent accumulators.
+template <class T>
+T sum_row(const T* p, std::size_t n)
+{
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    return detail::sum_row(p, n);
+#else
+    T acc[8] = {};
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+    {
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            acc[u] += p[j + u];
+        }
+    }
+    T tail = 0;
+    for (; j < n; ++j)
+    {
+        tail += p[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+#endif
+}
+
 /// Output columns j whose input column j*s + off lies inside [0, len): [first, last).
 struct Span
 {
@@ -350,6 +375,52 @@ void col2im(const T* col, const Geometry& g, T* dx)
     }
 }
 
+/// col2im for stride 1 along the width: each dX row gathers its taps (at most kh*kw shifted col
+/// rows) and is written once, so dX needs no zeroing.
+template <class T>
+void col2im_gather(const T* col, const Geometry& g, T* dx, const T** taps, std::int64_t* offs)
+{
+    const std::size_t cols = g.cols();
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        for (std::size_t ih = 0; ih < g.h; ++ih)
+        {
+            std::size_t n = 0;
+            for (std::size_t a = 0; a < g.kh; ++a)
+            {
+                const std::int64_t num =
+                  static_cast<std::int64_t>(ih) + g.ph - static_cast<std::int64_t>(a) * g.dh;
+                if (num < 0 || num % g.sh != 0 || num / g.sh >= static_cast<std::int64_t>(g.ho))
+                {
+                    continue;
+                }
+                const auto i = static_cast<std::size_t>(num / g.sh);
+                for (std::size_t e = 0; e < g.kw; ++e)
+                {
+                    taps[n] = col + ((c * g.kh + a) * g.kw + e) * cols + i * g.wo;
+                    offs[n] = g.pw - static_cast<std::int64_t>(e) * g.dw;
+                    ++n;
+                }
+            }
+            T* out = dx + (c * g.h + ih) * g.w;
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+            detail::gather_row(out, g.w, taps, offs, n, g.wo);
+#else
+            for (std::size_t iw = 0; iw < g.w; ++iw)
+            {
+                T acc = 0;
+                for (std::size_t t = 0; t < n; ++t)
+                {
+                    const std::int64_t j = static_cast<std::int64_t>(iw) + offs[t];
+                    acc += j >= 0 && j < static_cast<std::int64_t>(g.wo) ? taps[t][j] : T(0);
+                }
+                out[iw] = acc;
+            }
+#endif
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward kernel
 
@@ -405,23 +476,20 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 /// dW += dY_n * col_n^T for every image, each thread into its own partial sum, then reduced.
 /// The GEMM wants its B operand row-contiguous, so the smaller of col [rows x cols] and
 /// dY_n [kg x cols] is transposed: dW = dY_n * (col^T) or dW^T = col * (dY_n^T).
+/// If `db` is given, the bias gradient is summed in the same pass, while dY_n is in cache.
 template <class T>
-void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw)
+void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T* db = nullptr)
 {
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
     const std::size_t size = g.k * rows;
-    std::fill(dw, dw + size, T(0));
-    if (size == 0 || cols == 0)
-    {
-        return;
-    }
+    const std::size_t stride = size + g.k; // one thread's dW partial, then its db partial
     const bool transpose_col = rows <= g.kg;
     const std::size_t threads = parallel_batch(g) ? std::min<std::size_t>(omp_get_max_threads(), g.n) : 1;
-    std::vector<T> partial(threads * size, T(0));
+    std::vector<T> partial(threads * stride, T(0));
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        T* acc = partial.data() + static_cast<std::size_t>(omp_get_thread_num()) * size;
+        T* acc = partial.data() + static_cast<std::size_t>(omp_get_thread_num()) * stride;
         T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
         T* bt = scratch<T>(1, cols * (transpose_col ? rows : g.kg));
 #pragma omp for schedule(static)
@@ -429,13 +497,21 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw)
         {
             for (std::size_t gi = 0; gi < g.groups; ++gi)
             {
+                const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
+                for (std::size_t k = 0; db != nullptr && k < g.kg; ++k)
+                {
+                    acc[size + gi * g.kg + k] += sum_row(dyg + k * cols, cols);
+                }
+                if (size == 0 || cols == 0)
+                {
+                    continue;
+                }
                 const T* src = x + (n * g.c + gi * g.cg) * hw;
                 if (!g.pointwise())
                 {
                     im2col(src, g, col);
                     src = col;
                 }
-                const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
                 T* accg = acc + gi * g.kg * rows;
                 if (transpose_col)
                 {
@@ -452,8 +528,8 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw)
     }
     for (std::size_t t = 1; t < threads; ++t)
     {
-        const T* p = partial.data() + t * size;
-        for (std::size_t i = 0; i < size; ++i)
+        const T* p = partial.data() + t * stride;
+        for (std::size_t i = 0; i < stride; ++i)
         {
             partial[i] += p[i];
         }
@@ -470,6 +546,10 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw)
             transpose(src, rows, g.kg, dw + gi * g.kg * rows);
         }
     }
+    if (db != nullptr)
+    {
+        std::copy(partial.data() + size, partial.data() + stride, db);
+    }
 }
 
 /// dX_n = col2im(W^T * dY_n) per image.
@@ -481,6 +561,8 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 #pragma omp parallel if (parallel_batch(g))
     {
         T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
+        std::vector<const T*> taps(g.kh * g.kw);
+        std::vector<std::int64_t> offs(g.kh * g.kw);
 #pragma omp for schedule(static)
         for (std::size_t n = 0; n < g.n; ++n)
         {
@@ -494,43 +576,32 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
                     gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, dxg, cols, false);
                     continue;
                 }
-                std::fill(dxg, dxg + g.cg * hw, T(0));
-                if (g.kg == 0)
-                {
-                    continue;
-                }
                 gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, col, cols, false);
-                col2im(col, g, dxg);
+                if (g.sw == 1)
+                {
+                    col2im_gather(col, g, dxg, taps.data(), offs.data());
+                }
+                else
+                {
+                    std::fill(dxg, dxg + g.cg * hw, T(0));
+                    col2im(col, g, dxg);
+                }
             }
         }
     }
 }
 
-/// db[k] = sum over images and pixels of dY[n, k]: 8 independent accumulators per plane.
+/// db[k] = sum over images and pixels of dY[n, k].
 template <class T>
 void backward_bias_kernel(const T* dy, std::size_t n, std::size_t k, std::size_t plane, T* db)
 {
-    for (std::size_t kk = 0; kk < k; ++kk)
+    std::fill(db, db + k, T(0));
+    for (std::size_t i = 0; i < n; ++i)
     {
-        T acc[8] = {};
-        T tail = 0;
-        for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t kk = 0; kk < k; ++kk)
         {
-            const T* p = dy + (i * k + kk) * plane;
-            std::size_t j = 0;
-            for (; j + 8 <= plane; j += 8)
-            {
-                for (std::size_t u = 0; u < 8; ++u)
-                {
-                    acc[u] += p[j + u];
-                }
-            }
-            for (; j < plane; ++j)
-            {
-                tail += p[j];
-            }
+            db[kk] += sum_row(dy + (i * k + kk) * plane, plane);
         }
-        db[kk] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
     }
 }
 
@@ -707,18 +778,26 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
                      {
                          const auto& dy = ctx.grad_output();
                          // dL/db[k] = sum over n, i, j of dY[n, k, i, j]
+                         xt::xarray<T> db;
                          if (ctx.needs_grad(2))
                          {
-                             auto db = xt::xarray<T>::from_shape({g.k});
-                             backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
-                             ctx.accumulate(2, std::move(db));
+                             db = xt::xarray<T>::from_shape({g.k});
                          }
-                         // dL/dW = X correlated with dY
+                         // dL/dW = X correlated with dY (db summed in the same pass over dY)
                          if (ctx.needs_grad(1))
                          {
                              auto dw = xt::xarray<T>::from_shape(g.w_shape());
-                             backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data());
+                             backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data(),
+                                                    ctx.needs_grad(2) ? db.data() : nullptr);
                              ctx.accumulate(1, std::move(dw));
+                         }
+                         else if (ctx.needs_grad(2))
+                         {
+                             backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
+                         }
+                         if (ctx.needs_grad(2))
+                         {
+                             ctx.accumulate(2, std::move(db));
                          }
                          // dL/dX = full convolution of dY (dilated by the stride) with rot180(W)
                          if (ctx.needs_grad(0))

@@ -43,6 +43,8 @@ struct Avx512<float>
     static vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
     static void store(float* p, mask m, vec v) { _mm512_mask_storeu_ps(p, m, v); }
     static mask first(std::size_t n) { return static_cast<mask>(n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
+    static vec expand(mask m, vec v) { return _mm512_maskz_expand_ps(m, v); }
+    static void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
 };
 
 template <>
@@ -59,6 +61,8 @@ struct Avx512<double>
     static vec add(vec a, vec b) { return _mm512_add_pd(a, b); }
     static void store(double* p, mask m, vec v) { _mm512_mask_storeu_pd(p, m, v); }
     static mask first(std::size_t n) { return static_cast<mask>(n >= 8 ? 0xFFu : (1u << n) - 1u); }
+    static vec expand(mask m, vec v) { return _mm512_maskz_expand_pd(m, v); }
+    static void store(double* p, vec v) { _mm512_storeu_pd(p, v); }
 };
 
 inline constexpr std::size_t gemm_mr = 8;
@@ -172,6 +176,70 @@ void im2col_row(T* row, std::size_t n, const T* src, std::size_t first, std::siz
     {
         S::store(row + j, S::first(n - j), zero);
     }
+}
+
+/// out[0, w) = sum over taps t of src[t][iw + off[t]], terms outside [0, len) being zero: one
+/// row of dX in col2im, summed in registers (adding row by row into dX in memory stalls on
+/// store-to-load forwarding, as the taps overlap at unaligned offsets).
+template <class T>
+void gather_row(T* out, std::size_t w, const T* const* src, const std::int64_t* off, std::size_t taps,
+                std::size_t len)
+{
+    using S = Avx512<T>;
+    const auto L = static_cast<std::int64_t>(S::lanes);
+    const auto n_len = static_cast<std::int64_t>(len);
+    for (std::size_t iw0 = 0; iw0 < w; iw0 += S::lanes)
+    {
+        const auto n = static_cast<std::int64_t>(std::min(S::lanes, w - iw0));
+        auto acc = S::zero();
+        for (std::size_t t = 0; t < taps; ++t)
+        {
+            const std::int64_t j0 = static_cast<std::int64_t>(iw0) + off[t];
+            const std::int64_t l0 = std::max<std::int64_t>(0, -j0);
+            const std::int64_t l1 = std::min({n, n_len - j0, L});
+            if (l1 <= l0)
+            {
+                continue;
+            }
+            auto v = S::load(S::first(static_cast<std::size_t>(l1 - l0)), src[t] + (j0 + l0));
+            if (l0 > 0)
+            {
+                v = S::expand(static_cast<typename S::mask>(S::first(static_cast<std::size_t>(l1)) &
+                                                            ~S::first(static_cast<std::size_t>(l0))),
+                              v);
+            }
+            acc = S::add(acc, v);
+        }
+        S::store(out + iw0, S::first(static_cast<std::size_t>(n)), acc);
+    }
+}
+
+/// sum of p[0, n) with four vector accumulators.
+template <class T>
+T sum_row(const T* p, std::size_t n)
+{
+    using S = Avx512<T>;
+    typename S::vec acc[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
+    std::size_t j = 0;
+    for (; j + 4 * S::lanes <= n; j += 4 * S::lanes)
+    {
+        for (std::size_t u = 0; u < 4; ++u)
+        {
+            acc[u] = S::add(acc[u], S::load(p + j + u * S::lanes));
+        }
+    }
+    for (std::size_t u = 0; j < n; j += S::lanes, ++u)
+    {
+        acc[u] = S::add(acc[u], S::load(S::first(n - j), p + j));
+    }
+    T lanes[S::lanes];
+    S::store(lanes, S::add(S::add(acc[0], acc[1]), S::add(acc[2], acc[3])));
+    T sum = 0;
+    for (T v : lanes)
+    {
+        sum += v;
+    }
+    return sum;
 }
 
 /// dst[0, n) += src[0, n): one col2im row.
