@@ -319,66 +319,35 @@ void im2col(const T* x, const Geometry& g, T* col)
                         copy_row(r, g.wo, xr + (static_cast<std::int64_t>(s.first) + off_w), s.first, s.last);
                         continue;
                     }
-                    std::fill(r, r + s.first, T(0));
-                    for (std::size_t j = s.first; j < s.last; ++j)
+                    const T* x0 = xr + (static_cast<std::int64_t>(s.first) * g.sw + off_w);
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+                    if (g.sw == 2)
                     {
-                        r[j] = xr[static_cast<std::int64_t>(j) * g.sw + off_w];
-                    }
-                    std::fill(r + s.last, r + g.wo, T(0));
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of im2col: dx[c][ih][iw] += col[...] for every window position that read it.
-template <class T>
-void col2im(const T* col, const Geometry& g, T* dx)
-{
-    const std::size_t cols = g.cols();
-    const auto H = static_cast<std::int64_t>(g.h);
-    for (std::size_t c = 0; c < g.cg; ++c)
-    {
-        T* dxc = dx + c * g.h * g.w;
-        for (std::size_t a = 0; a < g.kh; ++a)
-        {
-            for (std::size_t e = 0; e < g.kw; ++e)
-            {
-                const T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
-                const std::int64_t off_w = static_cast<std::int64_t>(e) * g.dw - g.pw;
-                const Span s = valid_span(off_w, g.sw, static_cast<std::int64_t>(g.w), g.wo);
-                for (std::size_t i = 0; i < g.ho; ++i)
-                {
-                    const std::int64_t ih =
-                      static_cast<std::int64_t>(i) * g.sh - g.ph + static_cast<std::int64_t>(a) * g.dh;
-                    if (ih < 0 || ih >= H)
-                    {
-                        continue;
-                    }
-                    const T* r = row + i * g.wo;
-                    T* xr = dxc + ih * static_cast<std::int64_t>(g.w);
-                    if (g.sw == 1)
-                    {
-                        add_row(xr + (static_cast<std::int64_t>(s.first) + off_w), r + s.first,
-                                s.last - s.first);
+                        detail::im2col_row_strided<2>(r, g.wo, x0, s.first, s.last, 2);
                     }
                     else
                     {
-                        for (std::size_t j = s.first; j < s.last; ++j)
-                        {
-                            xr[static_cast<std::int64_t>(j) * g.sw + off_w] += r[j];
-                        }
+                        detail::im2col_row_strided<0>(r, g.wo, x0, s.first, s.last,
+                                                      static_cast<std::size_t>(g.sw));
                     }
+#else
+                    std::fill(r, r + s.first, T(0));
+                    for (std::size_t j = s.first; j < s.last; ++j)
+                    {
+                        r[j] = x0[static_cast<std::int64_t>(j - s.first) * g.sw];
+                    }
+                    std::fill(r + s.last, r + g.wo, T(0));
+#endif
                 }
             }
         }
     }
 }
 
-/// col2im for stride 1 along the width: each dX row gathers its taps (at most kh*kw shifted col
-/// rows) and is written once, so dX needs no zeroing.
+/// The adjoint of im2col: each dX row gathers its taps (at most kh*kw col rows, each read at
+/// width stride sw) and is written once, so dX needs no zeroing.
 template <class T>
-void col2im_gather(const T* col, const Geometry& g, T* dx, const T** taps, std::int64_t* offs)
+void col2im(const T* col, const Geometry& g, T* dx, const T** taps, std::int64_t* offs)
 {
     const std::size_t cols = g.cols();
     for (std::size_t c = 0; c < g.cg; ++c)
@@ -404,15 +373,29 @@ void col2im_gather(const T* col, const Geometry& g, T* dx, const T** taps, std::
             }
             T* out = dx + (c * g.h + ih) * g.w;
 #if defined(TAPEGRAD_HAVE_AVX512_GEMM)
-            detail::gather_row(out, g.w, taps, offs, n, g.wo);
+            if (g.sw == 1)
+            {
+                detail::gather_row<1>(out, g.w, taps, offs, n, g.wo, 1);
+            }
+            else if (g.sw == 2)
+            {
+                detail::gather_row<2>(out, g.w, taps, offs, n, g.wo, 2);
+            }
+            else
+            {
+                detail::gather_row<0>(out, g.w, taps, offs, n, g.wo, static_cast<std::size_t>(g.sw));
+            }
 #else
             for (std::size_t iw = 0; iw < g.w; ++iw)
             {
                 T acc = 0;
                 for (std::size_t t = 0; t < n; ++t)
                 {
-                    const std::int64_t j = static_cast<std::int64_t>(iw) + offs[t];
-                    acc += j >= 0 && j < static_cast<std::int64_t>(g.wo) ? taps[t][j] : T(0);
+                    const std::int64_t v = static_cast<std::int64_t>(iw) + offs[t];
+                    if (v >= 0 && v % g.sw == 0 && v / g.sw < static_cast<std::int64_t>(g.wo))
+                    {
+                        acc += taps[t][v / g.sw];
+                    }
                 }
                 out[iw] = acc;
             }
@@ -577,15 +560,7 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
                     continue;
                 }
                 gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, col, cols, false);
-                if (g.sw == 1)
-                {
-                    col2im_gather(col, g, dxg, taps.data(), offs.data());
-                }
-                else
-                {
-                    std::fill(dxg, dxg + g.cg * hw, T(0));
-                    col2im(col, g, dxg);
-                }
+                col2im(col, g, dxg, taps.data(), offs.data());
             }
         }
     }

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #if defined(__AVX512F__)
@@ -44,6 +45,7 @@ struct Avx512<float>
     static void store(float* p, mask m, vec v) { _mm512_mask_storeu_ps(p, m, v); }
     static mask first(std::size_t n) { return static_cast<mask>(n >= 16 ? 0xFFFFu : (1u << n) - 1u); }
     static vec expand(mask m, vec v) { return _mm512_maskz_expand_ps(m, v); }
+    static vec compress(mask m, vec v) { return _mm512_maskz_compress_ps(m, v); }
     static void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
 };
 
@@ -62,6 +64,7 @@ struct Avx512<double>
     static void store(double* p, mask m, vec v) { _mm512_mask_storeu_pd(p, m, v); }
     static mask first(std::size_t n) { return static_cast<mask>(n >= 8 ? 0xFFu : (1u << n) - 1u); }
     static vec expand(mask m, vec v) { return _mm512_maskz_expand_pd(m, v); }
+    static vec compress(mask m, vec v) { return _mm512_maskz_compress_pd(m, v); }
     static void store(double* p, vec v) { _mm512_storeu_pd(p, v); }
 };
 
@@ -178,39 +181,105 @@ void im2col_row(T* row, std::size_t n, const T* src, std::size_t first, std::siz
     }
 }
 
-/// out[0, w) = sum over taps t of src[t][iw + off[t]], terms outside [0, len) being zero: one
-/// row of dX in col2im, summed in registers (adding row by row into dX in memory stalls on
-/// store-to-load forwarding, as the taps overlap at unaligned offsets).
+/// residue_bits[s][r]: the bits l < 16 with l % s == r, for strides s in 1..16.
+inline constexpr auto residue_bits = []
+{
+    std::array<std::array<std::uint16_t, 16>, 17> t{};
+    for (std::size_t s = 1; s <= 16; ++s)
+    {
+        for (std::size_t l = 0; l < 16; ++l)
+        {
+            t[s][l % s] = static_cast<std::uint16_t>(t[s][l % s] | (1u << l));
+        }
+    }
+    return t;
+}();
+
+/// Lanes l of a vector with l % s == r (s >= 1, r < s).
 template <class T>
+typename Avx512<T>::mask residue_mask(std::size_t s, std::size_t r)
+{
+    const unsigned bits = s <= 16 ? residue_bits[s][r] : (r < 16 ? 1u << r : 0u);
+    return static_cast<typename Avx512<T>::mask>(bits);
+}
+
+/// out[0, w) = sum over taps t of src[t][j] where iw + off[t] = j * S, terms with j outside
+/// [0, len) (or iw + off[t] not a multiple of S) being zero: one row of dX in col2im, summed in
+/// registers (adding col rows one by one into dX in memory stalls on store-to-load forwarding,
+/// as the taps overlap at unaligned offsets). Stride 0 means "given at run time in `s`".
+template <std::size_t Stride, class T>
 void gather_row(T* out, std::size_t w, const T* const* src, const std::int64_t* off, std::size_t taps,
-                std::size_t len)
+                std::size_t len, std::size_t s)
 {
     using S = Avx512<T>;
     const auto L = static_cast<std::int64_t>(S::lanes);
-    const auto n_len = static_cast<std::int64_t>(len);
+    const auto st = static_cast<std::int64_t>(Stride == 0 ? s : Stride);
+    const std::int64_t span = st * static_cast<std::int64_t>(len);
     for (std::size_t iw0 = 0; iw0 < w; iw0 += S::lanes)
     {
-        const auto n = static_cast<std::int64_t>(std::min(S::lanes, w - iw0));
+        const std::int64_t n = std::min(L, static_cast<std::int64_t>(w - iw0));
         auto acc = S::zero();
         for (std::size_t t = 0; t < taps; ++t)
         {
-            const std::int64_t j0 = static_cast<std::int64_t>(iw0) + off[t];
-            const std::int64_t l0 = std::max<std::int64_t>(0, -j0);
-            const std::int64_t l1 = std::min({n, n_len - j0, L});
+            // lane l reads j = (base + l) / st when base + l is a multiple of st in [0, st*len)
+            const std::int64_t base = static_cast<std::int64_t>(iw0) + off[t];
+            std::int64_t l0 = std::max<std::int64_t>(0, -base);
+            if constexpr (Stride != 1)
+            {
+                l0 += (st - (base + l0) % st) % st;
+            }
+            const std::int64_t l1 = std::min(n, span - base);
             if (l1 <= l0)
             {
                 continue;
             }
-            auto v = S::load(S::first(static_cast<std::size_t>(l1 - l0)), src[t] + (j0 + l0));
-            if (l0 > 0)
+            const std::int64_t count = Stride == 1 ? l1 - l0 : (l1 - l0 + st - 1) / st;
+            auto v = S::load(S::first(static_cast<std::size_t>(count)),
+                             src[t] + (Stride == 1 ? base + l0 : (base + l0) / st));
+            if (Stride != 1 || l0 > 0)
             {
-                v = S::expand(static_cast<typename S::mask>(S::first(static_cast<std::size_t>(l1)) &
-                                                            ~S::first(static_cast<std::size_t>(l0))),
-                              v);
+                auto lanes = static_cast<typename S::mask>(S::first(static_cast<std::size_t>(l1)) &
+                                                           ~S::first(static_cast<std::size_t>(l0)));
+                if constexpr (Stride != 1)
+                {
+                    lanes &= residue_mask<T>(static_cast<std::size_t>(st), static_cast<std::size_t>(l0 % st));
+                }
+                v = S::expand(lanes, v);
             }
             acc = S::add(acc, v);
         }
         S::store(out + iw0, S::first(static_cast<std::size_t>(n)), acc);
+    }
+}
+
+/// row[j] = src[(j - first) * s] for j in [first, last), 0 elsewhere in [0, n): one im2col row
+/// with a stride s > 1 along the width (every s-th element, picked by compressing vectors).
+/// Stride 0 means "given at run time in `s`".
+template <std::size_t Stride, class T>
+void im2col_row_strided(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last,
+                        std::size_t s)
+{
+    if constexpr (Stride != 0)
+    {
+        s = Stride;
+    }
+    using S = Avx512<T>;
+    const auto zero = S::zero();
+    for (std::size_t j = 0; j < first; j += S::lanes)
+    {
+        S::store(row + j, S::first(first - j), zero);
+    }
+    const auto pick = residue_mask<T>(s, 0);
+    const std::size_t per_load = (S::lanes + s - 1) / s;
+    const std::size_t inputs = last > first ? (last - first - 1) * s + 1 : 0;
+    for (std::size_t j = first, i = 0; j < last; j += per_load, i += per_load * s)
+    {
+        const auto v = S::load(S::first(inputs - i), src + i);
+        S::store(row + j, S::first(std::min(per_load, last - j)), S::compress(pick, v));
+    }
+    for (std::size_t j = last; j < n; j += S::lanes)
+    {
+        S::store(row + j, S::first(n - j), zero);
     }
 }
 
