@@ -2,7 +2,6 @@
 #include <tapegrad/ops/conv2d.hpp>
 #include <tapegrad/ops/conv2d_simd.hpp>
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -15,6 +14,13 @@ namespace tapegrad
 
 namespace
 {
+
+using detail::copy_row;
+using detail::gather_row;
+using detail::gemm;
+using detail::strided_copy;
+using detail::sum_row;
+using detail::transpose;
 
 /// Every size of one convolution, validated. Channels are split into `groups` blocks of `cg`
 /// input and `kg` output channels; one image-group is a GEMM of [kg x rows] * [rows x cols].
@@ -125,82 +131,15 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 }
 
 // ---------------------------------------------------------------------------------------------
-// BLAS and scratch memory
-
-#if !defined(TAPEGRAD_HAVE_AVX512_GEMM)
-void blas_gemm(bool ta, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-               const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
-{
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(m),
-                static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b,
-                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-
-void blas_gemm(bool ta, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-               const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
-{
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(m),
-                static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b,
-                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-
-#endif
-
-/// C[M x N] (+)= A[M x kd] * B[kd x N] with A(m, p) = a[m*a_ms + p*a_ps] (either stride may be
-/// the unit one: A or A^T in place), B and C row-major.
-template <class T>
-void gemm(std::size_t M, std::size_t N, std::size_t kd, const T* a, std::size_t a_ms, std::size_t a_ps,
-          const T* b, std::size_t ldb, T* c, std::size_t ldc, bool accumulate)
-{
-    if (M == 0 || N == 0)
-    {
-        return;
-    }
-    if (kd == 0)
-    {
-        for (std::size_t m = 0; m < M && !accumulate; ++m)
-        {
-            std::fill(c + m * ldc, c + m * ldc + N, T(0));
-        }
-        return;
-    }
-#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
-    detail::gemm_avx512(M, N, kd, a, a_ms, a_ps, b, ldb, c, ldc, accumulate);
-#else
-    const bool trans = a_ps != 1;
-    blas_gemm(trans, M, N, kd, a, trans ? a_ps : a_ms, b, ldb, accumulate ? T(1) : T(0), c, ldc);
-#endif
-}
-
-/// dst[c][r] = src[r][c] for a [rows x cols] matrix, in cache-sized tiles.
-template <class T>
-void transpose(const T* src, std::size_t rows, std::size_t cols, T* dst)
-{
-    constexpr std::size_t tile = 16;
-    for (std::size_t r0 = 0; r0 < rows; r0 += tile)
-    {
-        const std::size_t r1 = std::min(rows, r0 + tile);
-        for (std::size_t c0 = 0; c0 < cols; c0 += tile)
-        {
-            const std::size_t c1 = std::min(cols, c0 + tile);
-            for (std::size_t r = r0; r < r1; ++r)
-            {
-                for (std::size_t c = c0; c < c1; ++c)
-                {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
-}
+// Scratch memory and threading
 
 /// A per-thread buffer of at least `size` elements, reused across calls (never shrinks); `slot`
 /// tells apart buffers needed at the same time.
 template <class T>
 T* scratch(std::size_t slot, std::size_t size)
 {
-    thread_local std::unique_ptr<T[]> buffer[2];
-    thread_local std::size_t capacity[2] = {0, 0};
+    thread_local std::unique_ptr<T[]> buffer[3];
+    thread_local std::size_t capacity[3] = {0, 0, 0};
     if (capacity[slot] < size)
     {
         buffer[slot].reset(new T[size]);
@@ -219,125 +158,41 @@ inline bool parallel_batch(const Geometry& g)
 // ---------------------------------------------------------------------------------------------
 // im2col / col2im
 
-/// row[0, n) = 0 except row[first, last) = src[0, last - first).
-template <class T>
-void copy_row(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last)
-{
-#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
-    detail::im2col_row(row, n, src, first, last);
-#else
-    std::fill(row, row + first, T(0));
-    std::copy(src, src + (last - first), row + first);
-    std::fill(row + last, row + n, T(0));
-#endif
-}
-
-/// dst[0, n) += src[0, n).
-template <class T>
-void add_row(T* dst, const T* src, std::size_t n)
-{
-#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
-    detail::add_row(dst, src, n);
-#else
-    for (std::size_t j = 0; j < n; ++j)
-    {
-        dst[j] += src[j];
-    }
-#endif
-}
-
-/// Sum of p[0, n) with several independent accumulators.
-template <class T>
-T sum_row(const T* p, std::size_t n)
-{
-#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
-    return detail::sum_row(p, n);
-#else
-    T acc[8] = {};
-    std::size_t j = 0;
-    for (; j + 8 <= n; j += 8)
-    {
-        for (std::size_t u = 0; u < 8; ++u)
-        {
-            acc[u] += p[j + u];
-        }
-    }
-    T tail = 0;
-    for (; j < n; ++j)
-    {
-        tail += p[j];
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
-#endif
-}
-
-/// Output columns j whose input column j*s + off lies inside [0, len): [first, last).
-struct Span
-{
-    std::size_t first, last;
-};
-
-Span valid_span(std::int64_t off, std::int64_t stride, std::int64_t len, std::size_t out)
-{
-    const std::int64_t first = off >= 0 ? 0 : (-off + stride - 1) / stride;
-    const std::int64_t last = len - off <= 0 ? 0 : (len - off + stride - 1) / stride;
-    const auto o = static_cast<std::int64_t>(out);
-    const std::int64_t f = std::min(first, o);
-    return {static_cast<std::size_t>(f), static_cast<std::size_t>(std::clamp(last, f, o))};
-}
-
 /// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
-/// for the cg channels of one image-group starting at `x`.
+/// for the cg channels of one image-group starting at `x`. The image is first copied with its
+/// zero border (a small per-thread buffer), so every col row is a plain strided read of it.
 template <class T>
 void im2col(const T* x, const Geometry& g, T* col)
 {
-    const std::size_t cols = g.cols();
-    const auto H = static_cast<std::int64_t>(g.h);
+    const std::size_t hp = g.h + 2 * static_cast<std::size_t>(g.ph);
+    const std::size_t wp = g.w + 2 * static_cast<std::size_t>(g.pw);
+    const auto pw = static_cast<std::size_t>(g.pw);
+    T* xp = scratch<T>(2, g.cg * hp * wp);
     for (std::size_t c = 0; c < g.cg; ++c)
     {
-        const T* xc = x + c * g.h * g.w;
+        for (std::size_t r = 0; r < hp; ++r)
+        {
+            const std::int64_t ih = static_cast<std::int64_t>(r) - g.ph;
+            const bool inside = ih >= 0 && ih < static_cast<std::int64_t>(g.h);
+            copy_row(xp + (c * hp + r) * wp, wp,
+                     inside ? x + (c * g.h + static_cast<std::size_t>(ih)) * g.w : x, inside ? pw : 0,
+                     inside ? pw + g.w : 0);
+        }
+    }
+    const std::size_t cols = g.cols();
+    const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
         for (std::size_t a = 0; a < g.kh; ++a)
         {
             for (std::size_t e = 0; e < g.kw; ++e)
             {
                 T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
-                const std::int64_t off_w = static_cast<std::int64_t>(e) * g.dw - g.pw;
-                const Span s = valid_span(off_w, g.sw, static_cast<std::int64_t>(g.w), g.wo);
+                const T* src = xp + (c * hp + a * static_cast<std::size_t>(g.dh)) * wp +
+                               e * static_cast<std::size_t>(g.dw);
                 for (std::size_t i = 0; i < g.ho; ++i)
                 {
-                    T* r = row + i * g.wo;
-                    const std::int64_t ih =
-                      static_cast<std::int64_t>(i) * g.sh - g.ph + static_cast<std::int64_t>(a) * g.dh;
-                    if (ih < 0 || ih >= H)
-                    {
-                        copy_row(r, g.wo, xc, 0, 0);
-                        continue;
-                    }
-                    const T* xr = xc + ih * static_cast<std::int64_t>(g.w);
-                    if (g.sw == 1)
-                    {
-                        copy_row(r, g.wo, xr + (static_cast<std::int64_t>(s.first) + off_w), s.first, s.last);
-                        continue;
-                    }
-                    const T* x0 = xr + (static_cast<std::int64_t>(s.first) * g.sw + off_w);
-#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
-                    if (g.sw == 2)
-                    {
-                        detail::im2col_row_strided<2>(r, g.wo, x0, s.first, s.last, 2);
-                    }
-                    else
-                    {
-                        detail::im2col_row_strided<0>(r, g.wo, x0, s.first, s.last,
-                                                      static_cast<std::size_t>(g.sw));
-                    }
-#else
-                    std::fill(r, r + s.first, T(0));
-                    for (std::size_t j = s.first; j < s.last; ++j)
-                    {
-                        r[j] = x0[static_cast<std::int64_t>(j - s.first) * g.sw];
-                    }
-                    std::fill(r + s.last, r + g.wo, T(0));
-#endif
+                    strided_copy(row + i * g.wo, src + i * sh * wp, g.wo, sw);
                 }
             }
         }
@@ -372,34 +227,7 @@ void col2im(const T* col, const Geometry& g, T* dx, const T** taps, std::int64_t
                 }
             }
             T* out = dx + (c * g.h + ih) * g.w;
-#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
-            if (g.sw == 1)
-            {
-                detail::gather_row<1>(out, g.w, taps, offs, n, g.wo, 1);
-            }
-            else if (g.sw == 2)
-            {
-                detail::gather_row<2>(out, g.w, taps, offs, n, g.wo, 2);
-            }
-            else
-            {
-                detail::gather_row<0>(out, g.w, taps, offs, n, g.wo, static_cast<std::size_t>(g.sw));
-            }
-#else
-            for (std::size_t iw = 0; iw < g.w; ++iw)
-            {
-                T acc = 0;
-                for (std::size_t t = 0; t < n; ++t)
-                {
-                    const std::int64_t v = static_cast<std::int64_t>(iw) + offs[t];
-                    if (v >= 0 && v % g.sw == 0 && v / g.sw < static_cast<std::int64_t>(g.wo))
-                    {
-                        acc += taps[t][v / g.sw];
-                    }
-                }
-                out[iw] = acc;
-            }
-#endif
+            gather_row(out, g.w, taps, offs, n, g.wo, static_cast<std::size_t>(g.sw));
         }
     }
 }

@@ -1,8 +1,9 @@
 #pragma once
 /// @file conv2d_simd.hpp
-/// Private to the conv kernels (ops/conv2d.cpp): a small AVX-512 GEMM, C (+)= A * B, shaped for
-/// convolution, and the short row copies of im2col/col2im. Without AVX-512 conv2d.cpp uses BLAS
-/// and plain loops instead.
+/// Private to ops/conv2d.cpp: the raw building blocks of the conv kernels. A small GEMM
+/// C (+)= A * B shaped for convolution, a transpose, the row copies of im2col, the row gather of
+/// col2im and a row sum; AVX-512 versions (namespace detail::avx512) and the portable layer the
+/// kernels call (namespace detail), which falls back to BLAS and plain loops.
 ///
 /// A is read by broadcasts through two strides (element (m, p) at a[m*a_ms + p*a_ps]), so W, W^T
 /// and dY are all used in place without packing; B rows are contiguous vectors (element (p, n)
@@ -23,8 +24,12 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define TAPEGRAD_HAVE_AVX512_GEMM 1
+#else
+#include <cblas.h>
+#endif
 
-namespace tapegrad::detail
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+namespace tapegrad::detail::avx512
 {
 
 template <class T>
@@ -136,8 +141,8 @@ constexpr auto gemm_tiles(std::index_sequence<I...>)
 
 /// C[M x N] (+)= A[M x kd] * B[kd x N], see the file comment for the layouts.
 template <class T>
-void gemm_avx512(std::size_t M, std::size_t N, std::size_t kd, const T* a, std::size_t a_ms, std::size_t a_ps,
-                 const T* b, std::size_t ldb, T* c, std::size_t ldc, bool accumulate)
+void gemm(std::size_t M, std::size_t N, std::size_t kd, const T* a, std::size_t a_ms, std::size_t a_ps,
+          const T* b, std::size_t ldb, T* c, std::size_t ldc, bool accumulate)
 {
     using S = Avx512<T>;
     static constexpr auto tiles = gemm_tiles<T>(std::make_index_sequence<gemm_mr * gemm_nv>());
@@ -162,7 +167,7 @@ void gemm_avx512(std::size_t M, std::size_t N, std::size_t kd, const T* a, std::
 
 /// row[0, n) = 0 except row[first, last) = src[0, last - first): one im2col row with its padding.
 template <class T>
-void im2col_row(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last)
+void copy_row(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last)
 {
     using S = Avx512<T>;
     const auto zero = S::zero();
@@ -252,34 +257,34 @@ void gather_row(T* out, std::size_t w, const T* const* src, const std::int64_t* 
     }
 }
 
-/// row[j] = src[(j - first) * s] for j in [first, last), 0 elsewhere in [0, n): one im2col row
-/// with a stride s > 1 along the width (every s-th element, picked by compressing vectors).
-/// Stride 0 means "given at run time in `s`".
+/// dst[j] = src[j * s] for j in [0, n): a col row read from the padded image. For s > 1 each
+/// vector load is compressed to its every s-th lane. Stride 0 means "given at run time in `s`".
 template <std::size_t Stride, class T>
-void im2col_row_strided(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last,
-                        std::size_t s)
+void strided_copy(T* dst, const T* src, std::size_t n, std::size_t s)
 {
-    if constexpr (Stride != 0)
-    {
-        s = Stride;
-    }
     using S = Avx512<T>;
-    const auto zero = S::zero();
-    for (std::size_t j = 0; j < first; j += S::lanes)
+    if constexpr (Stride == 1)
     {
-        S::store(row + j, S::first(first - j), zero);
+        for (std::size_t j = 0; j < n; j += S::lanes)
+        {
+            const auto m = S::first(n - j);
+            S::store(dst + j, m, S::load(m, src + j));
+        }
     }
-    const auto pick = residue_mask<T>(s, 0);
-    const std::size_t per_load = (S::lanes + s - 1) / s;
-    const std::size_t inputs = last > first ? (last - first - 1) * s + 1 : 0;
-    for (std::size_t j = first, i = 0; j < last; j += per_load, i += per_load * s)
+    else
     {
-        const auto v = S::load(S::first(inputs - i), src + i);
-        S::store(row + j, S::first(std::min(per_load, last - j)), S::compress(pick, v));
-    }
-    for (std::size_t j = last; j < n; j += S::lanes)
-    {
-        S::store(row + j, S::first(n - j), zero);
+        if constexpr (Stride != 0)
+        {
+            s = Stride;
+        }
+        const auto pick = residue_mask<T>(s, 0);
+        const std::size_t per_load = (S::lanes + s - 1) / s;
+        for (std::size_t j = 0; j < n; j += per_load)
+        {
+            const std::size_t m = std::min(per_load, n - j);
+            const auto v = S::load(S::first((m - 1) * s + 1), src + j * s);
+            S::store(dst + j, S::first(m), S::compress(pick, v));
+        }
     }
 }
 
@@ -311,18 +316,181 @@ T sum_row(const T* p, std::size_t n)
     return sum;
 }
 
-/// dst[0, n) += src[0, n): one col2im row.
-template <class T>
-void add_row(T* dst, const T* src, std::size_t n)
+} // namespace tapegrad::detail::avx512
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// The portable layer conv2d.cpp calls: AVX-512 above when compiled for it, BLAS and plain loops
+// otherwise.
+
+namespace tapegrad::detail
 {
-    using S = Avx512<T>;
-    for (std::size_t j = 0; j < n; j += S::lanes)
+
+#if !defined(TAPEGRAD_HAVE_AVX512_GEMM)
+inline void blas_gemm(bool ta, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+                      const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b,
+                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+inline void blas_gemm(bool ta, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+                      const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
+{
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b,
+                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+#endif
+
+/// C[M x N] (+)= A[M x kd] * B[kd x N] with A(m, p) = a[m*a_ms + p*a_ps] (either stride may be
+/// the unit one: A or A^T in place), B and C row-major.
+template <class T>
+void gemm(std::size_t M, std::size_t N, std::size_t kd, const T* a, std::size_t a_ms, std::size_t a_ps,
+          const T* b, std::size_t ldb, T* c, std::size_t ldc, bool accumulate)
+{
+    if (M == 0 || N == 0)
     {
-        const auto m = S::first(n - j);
-        S::store(dst + j, m, S::add(S::load(m, dst + j), S::load(m, src + j)));
+        return;
+    }
+    if (kd == 0)
+    {
+        for (std::size_t m = 0; m < M && !accumulate; ++m)
+        {
+            std::fill(c + m * ldc, c + m * ldc + N, T(0));
+        }
+        return;
+    }
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    avx512::gemm(M, N, kd, a, a_ms, a_ps, b, ldb, c, ldc, accumulate);
+#else
+    const bool trans = a_ps != 1;
+    blas_gemm(trans, M, N, kd, a, trans ? a_ps : a_ms, b, ldb, accumulate ? T(1) : T(0), c, ldc);
+#endif
+}
+
+/// dst[c][r] = src[r][c] for a [rows x cols] matrix, in cache-sized tiles.
+template <class T>
+void transpose(const T* src, std::size_t rows, std::size_t cols, T* dst)
+{
+    constexpr std::size_t tile = 16;
+    for (std::size_t r0 = 0; r0 < rows; r0 += tile)
+    {
+        const std::size_t r1 = std::min(rows, r0 + tile);
+        for (std::size_t c0 = 0; c0 < cols; c0 += tile)
+        {
+            const std::size_t c1 = std::min(cols, c0 + tile);
+            for (std::size_t r = r0; r < r1; ++r)
+            {
+                for (std::size_t c = c0; c < c1; ++c)
+                {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
     }
 }
 
-} // namespace tapegrad::detail
-
+/// row[0, n) = 0 except row[first, last) = src[0, last - first).
+template <class T>
+void copy_row(T* row, std::size_t n, const T* src, std::size_t first, std::size_t last)
+{
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    avx512::copy_row(row, n, src, first, last);
+#else
+    std::fill(row, row + first, T(0));
+    std::copy(src, src + (last - first), row + first);
+    std::fill(row + last, row + n, T(0));
 #endif
+}
+
+/// dst[j] = src[j * s] for j in [0, n).
+template <class T>
+void strided_copy(T* dst, const T* src, std::size_t n, std::size_t s)
+{
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    if (s == 1)
+    {
+        avx512::strided_copy<1>(dst, src, n, 1);
+    }
+    else if (s == 2)
+    {
+        avx512::strided_copy<2>(dst, src, n, 2);
+    }
+    else
+    {
+        avx512::strided_copy<0>(dst, src, n, s);
+    }
+#else
+    for (std::size_t j = 0; j < n; ++j)
+    {
+        dst[j] = src[j * s];
+    }
+#endif
+}
+
+/// Sum of p[0, n) with several independent accumulators.
+template <class T>
+T sum_row(const T* p, std::size_t n)
+{
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    return avx512::sum_row(p, n);
+#else
+    T acc[8] = {};
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+    {
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            acc[u] += p[j + u];
+        }
+    }
+    T tail = 0;
+    for (; j < n; ++j)
+    {
+        tail += p[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+#endif
+}
+
+/// out[0, w) = sum over taps t of src[t][j] where iw + off[t] = j * s (j in [0, len)): one row
+/// of dX in col2im.
+template <class T>
+void gather_row(T* out, std::size_t w, const T* const* src, const std::int64_t* off, std::size_t taps,
+                std::size_t len, std::size_t s)
+{
+#if defined(TAPEGRAD_HAVE_AVX512_GEMM)
+    if (s == 1)
+    {
+        avx512::gather_row<1>(out, w, src, off, taps, len, 1);
+    }
+    else if (s == 2)
+    {
+        avx512::gather_row<2>(out, w, src, off, taps, len, 2);
+    }
+    else
+    {
+        avx512::gather_row<0>(out, w, src, off, taps, len, s);
+    }
+#else
+    const auto st = static_cast<std::int64_t>(s);
+    for (std::size_t iw = 0; iw < w; ++iw)
+    {
+        T acc = 0;
+        for (std::size_t t = 0; t < taps; ++t)
+        {
+            const std::int64_t v = static_cast<std::int64_t>(iw) + off[t];
+            if (v >= 0 && v % st == 0 && v / st < static_cast<std::int64_t>(len))
+            {
+                acc += src[t][v / st];
+            }
+        }
+        out[iw] = acc;
+    }
+#endif
+}
+
+} // namespace tapegrad::detail
