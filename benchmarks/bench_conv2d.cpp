@@ -5,6 +5,11 @@
 //
 // GFLOP/s counts 2 N K Ho Wo (C/G) kh kw per direction: forward, dX and dW (the bias is
 // negligible), so fwd+bwd is 3x the forward count.
+//
+// fwd_bwd includes what a training step pays: fresh output and gradient buffers every iteration.
+// With glibc's default malloc every buffer above the mmap threshold is a fresh mmap, so each
+// iteration also pays its page faults (about a quarter of S2's time); compare with
+//   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824
 
 #include <tapegrad/tapegrad.hpp>
 
