@@ -5,7 +5,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -256,14 +255,7 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
                     im2col(xg, g, col);
                     src = col;
                 }
-                if (rows == 0)
-                {
-                    std::fill(yg, yg + g.kg * cols, T(0));
-                }
-                else
-                {
-                    gemm(g.kg, cols, rows, w + gi * g.kg * rows, rows, 1, src, cols, yg, cols, false);
-                }
+                gemm(g.kg, cols, rows, w + gi * g.kg * rows, rows, 1, src, cols, yg, cols, false);
                 if (b != nullptr)
                 {
                     for (std::size_t k = 0; k < g.kg; ++k)
