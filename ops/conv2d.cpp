@@ -2,8 +2,6 @@
 #include <tapegrad/ops/conv2d.hpp>
 #include <tapegrad/ops/conv2d_simd.hpp>
 
-#include <omp.h>
-
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -242,7 +240,7 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 #pragma omp parallel if (parallel_batch(g))
     {
         T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (std::size_t n = 0; n < g.n; ++n)
         {
             for (std::size_t gi = 0; gi < g.groups; ++gi)
@@ -276,7 +274,9 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 // ---------------------------------------------------------------------------------------------
 // Backward kernels
 
-/// dW += dY_n * col_n^T for every image, each thread into its own partial sum, then reduced.
+/// dW += dY_n * col_n^T for every image. The batch is cut into a fixed number of chunks, each
+/// summed into its own partial dW, and the partials are added in chunk order: threads never share
+/// an accumulator, and the result is the same bit for bit whatever the number of threads.
 /// The GEMM wants its B operand row-contiguous, so the smaller of col [rows x cols] and
 /// dY_n [kg x cols] is transposed: dW = dY_n * (col^T) or dW^T = col * (dY_n^T).
 /// If `db` is given, the bias gradient is summed in the same pass, while dY_n is in cache.
@@ -286,52 +286,55 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
     const std::size_t size = g.k * rows;
-    const std::size_t stride = size + g.k; // one thread's dW partial, then its db partial
+    const std::size_t stride = size + g.k; // one chunk's dW partial, then its db partial
     const bool transpose_col = rows <= g.kg;
-    const std::size_t threads = parallel_batch(g) ? std::min<std::size_t>(omp_get_max_threads(), g.n) : 1;
-    std::vector<T> partial(threads * stride, T(0));
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 8) : 1;
+    std::vector<T> partial(chunks * stride, T(0));
+#pragma omp parallel if (chunks > 1)
     {
-        T* acc = partial.data() + static_cast<std::size_t>(omp_get_thread_num()) * stride;
         T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
         T* bt = scratch<T>(1, cols * (transpose_col ? rows : g.kg));
-#pragma omp for schedule(static)
-        for (std::size_t n = 0; n < g.n; ++n)
+#pragma omp for schedule(dynamic)
+        for (std::size_t chunk = 0; chunk < chunks; ++chunk)
         {
-            for (std::size_t gi = 0; gi < g.groups; ++gi)
+            T* acc = partial.data() + chunk * stride;
+            for (std::size_t n = chunk * g.n / chunks; n < (chunk + 1) * g.n / chunks; ++n)
             {
-                const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
-                for (std::size_t k = 0; db != nullptr && k < g.kg; ++k)
+                for (std::size_t gi = 0; gi < g.groups; ++gi)
                 {
-                    acc[size + gi * g.kg + k] += sum_row(dyg + k * cols, cols);
-                }
-                if (size == 0 || cols == 0)
-                {
-                    continue;
-                }
-                const T* src = x + (n * g.c + gi * g.cg) * hw;
-                if (!g.pointwise())
-                {
-                    im2col(src, g, col);
-                    src = col;
-                }
-                T* accg = acc + gi * g.kg * rows;
-                if (transpose_col)
-                {
-                    transpose(src, rows, cols, bt);
-                    gemm(g.kg, rows, cols, dyg, cols, 1, bt, rows, accg, rows, true);
-                }
-                else
-                {
-                    transpose(dyg, g.kg, cols, bt);
-                    gemm(rows, g.kg, cols, src, cols, 1, bt, g.kg, accg, g.kg, true);
+                    const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
+                    for (std::size_t k = 0; db != nullptr && k < g.kg; ++k)
+                    {
+                        acc[size + gi * g.kg + k] += sum_row(dyg + k * cols, cols);
+                    }
+                    if (size == 0 || cols == 0)
+                    {
+                        continue;
+                    }
+                    const T* src = x + (n * g.c + gi * g.cg) * hw;
+                    if (!g.pointwise())
+                    {
+                        im2col(src, g, col);
+                        src = col;
+                    }
+                    T* accg = acc + gi * g.kg * rows;
+                    if (transpose_col)
+                    {
+                        transpose(src, rows, cols, bt);
+                        gemm(g.kg, rows, cols, dyg, cols, 1, bt, rows, accg, rows, true);
+                    }
+                    else
+                    {
+                        transpose(dyg, g.kg, cols, bt);
+                        gemm(rows, g.kg, cols, src, cols, 1, bt, g.kg, accg, g.kg, true);
+                    }
                 }
             }
         }
     }
-    for (std::size_t t = 1; t < threads; ++t)
+    for (std::size_t chunk = 1; chunk < chunks; ++chunk)
     {
-        const T* p = partial.data() + t * stride;
+        const T* p = partial.data() + chunk * stride;
         for (std::size_t i = 0; i < stride; ++i)
         {
             partial[i] += p[i];
@@ -366,7 +369,7 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
         T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
         std::vector<const T*> taps(g.kh * g.kw);
         std::vector<std::int64_t> offs(g.kh * g.kw);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (std::size_t n = 0; n < g.n; ++n)
         {
             for (std::size_t gi = 0; gi < g.groups; ++gi)

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include <omp.h>
+
 #include <string>
 #include <vector>
 
@@ -439,6 +441,38 @@ TEST_CASE("conv2d: float results on random real data match the naive loops close
     for (std::size_t i = 0; i < y.size(); ++i)
     {
         REQUIRE(y.data()[i] == Approx(ref.data()[i]).margin(1e-4));
+    }
+}
+
+TEST_CASE("conv2d: results are bit for bit the same with 1 and 2 threads", "[conv2d]")
+{
+    // dW is summed over the batch in fixed chunks added in a fixed order, so real-valued data
+    // (where the summation order matters) gives identical gradients whatever the thread count.
+    tg::Generator gen(12);
+    const tg::Conv2dOptions opt{.padding = 1};
+    const auto x = tg::randn<float>({7, 8, 12, 12}, gen);
+    const auto w = tg::randn<float>({16, 8, 3, 3}, gen);
+    const auto b = tg::randn<float>({16}, gen);
+    const auto dy = tg::randn<float>({7, 16, 12, 12}, gen);
+    const int before = omp_get_max_threads();
+    auto run = [&](int threads)
+    {
+        omp_set_num_threads(threads);
+        auto xx = x.detach().set_requires_grad(true);
+        auto ww = w.detach().set_requires_grad(true);
+        auto bb = b.detach().set_requires_grad(true);
+        auto y = tg::conv2d(xx, ww, bb, opt);
+        y.backward(dy);
+        return std::vector<xt::xarray<float>>{y.value(), xx.grad().value(), ww.grad().value(),
+                                              bb.grad().value()};
+    };
+    const auto one = run(1);
+    const auto two = run(2);
+    omp_set_num_threads(before);
+    for (std::size_t i = 0; i < one.size(); ++i)
+    {
+        INFO("output " << i << " (y, dx, dw, db)");
+        CHECK(mismatch(two[i], one[i]) == "");
     }
 }
 
