@@ -196,17 +196,19 @@ void im2col(const T* x, const Geometry& g, T* col)
     }
 }
 
-/// The adjoint of im2col: each dX row gathers its taps (at most kh*kw col rows, each read at
-/// width stride sw) and is written once, so dX needs no zeroing.
-template <class T>
-void col2im(const T* col, const Geometry& g, T* dx, const T** taps, std::int64_t* offs)
+/// Which col entries feed each dX row, worked out once per call (no division per row): dX row ih
+/// takes taps start[ih] .. start[ih + 1], tap t reading col row block offset col_off[t] (within
+/// one channel's kh*kw rows) at width offset w_off[t].
+struct Col2imPlan
 {
-    const std::size_t cols = g.cols();
-    for (std::size_t c = 0; c < g.cg; ++c)
+    std::vector<std::size_t> start, col_off;
+    std::vector<std::int64_t> w_off;
+
+    explicit Col2imPlan(const Geometry& g)
     {
+        start.push_back(0);
         for (std::size_t ih = 0; ih < g.h; ++ih)
         {
-            std::size_t n = 0;
             for (std::size_t a = 0; a < g.kh; ++a)
             {
                 const std::int64_t num =
@@ -218,13 +220,32 @@ void col2im(const T* col, const Geometry& g, T* dx, const T** taps, std::int64_t
                 const auto i = static_cast<std::size_t>(num / g.sh);
                 for (std::size_t e = 0; e < g.kw; ++e)
                 {
-                    taps[n] = col + ((c * g.kh + a) * g.kw + e) * cols + i * g.wo;
-                    offs[n] = g.pw - static_cast<std::int64_t>(e) * g.dw;
-                    ++n;
+                    col_off.push_back((a * g.kw + e) * g.cols() + i * g.wo);
+                    w_off.push_back(g.pw - static_cast<std::int64_t>(e) * g.dw);
                 }
             }
-            T* out = dx + (c * g.h + ih) * g.w;
-            gather_row(out, g.w, taps, offs, n, g.wo, static_cast<std::size_t>(g.sw));
+            start.push_back(col_off.size());
+        }
+    }
+};
+
+/// The adjoint of im2col: each dX row gathers its taps (at most kh*kw col rows, each read at
+/// width stride sw) and is written once, so dX needs no zeroing. `taps` has room for kh*kw.
+template <class T>
+void col2im(const T* col, const Geometry& g, const Col2imPlan& plan, T* dx, const T** taps)
+{
+    const std::size_t block = g.kh * g.kw * g.cols();
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        for (std::size_t ih = 0; ih < g.h; ++ih)
+        {
+            const std::size_t t0 = plan.start[ih], t1 = plan.start[ih + 1];
+            for (std::size_t t = t0; t < t1; ++t)
+            {
+                taps[t - t0] = col + c * block + plan.col_off[t];
+            }
+            gather_row(dx + (c * g.h + ih) * g.w, g.w, taps, plan.w_off.data() + t0, t1 - t0, g.wo,
+                       static_cast<std::size_t>(g.sw));
         }
     }
 }
@@ -288,7 +309,7 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     const std::size_t size = g.k * rows;
     const std::size_t stride = size + g.k; // one chunk's dW partial, then its db partial
     const bool transpose_col = rows <= g.kg;
-    const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 8) : 1;
+    const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1;
     std::vector<T> partial(chunks * stride, T(0));
 #pragma omp parallel if (chunks > 1)
     {
@@ -364,11 +385,11 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 {
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
+    const Col2imPlan plan(g);
 #pragma omp parallel if (parallel_batch(g))
     {
         T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
         std::vector<const T*> taps(g.kh * g.kw);
-        std::vector<std::int64_t> offs(g.kh * g.kw);
 #pragma omp for schedule(dynamic)
         for (std::size_t n = 0; n < g.n; ++n)
         {
@@ -383,7 +404,7 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
                     continue;
                 }
                 gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, col, cols, false);
-                col2im(col, g, dxg, taps.data(), offs.data());
+                col2im(col, g, plan, dxg, taps.data());
             }
         }
     }
