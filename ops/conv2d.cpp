@@ -146,7 +146,8 @@ T* scratch(std::size_t slot, std::size_t size)
 }
 
 /// Parallel over the batch only when there is more than one image and enough work to pay for
-/// waking the threads (about 2^18 multiply-adds); a single image leaves the threads to BLAS.
+/// waking the threads (about 2^18 multiply-adds). A single image runs on one thread (the BLAS
+/// fallback, outside a parallel region, may use its own).
 inline bool parallel_batch(const Geometry& g)
 {
     return g.n > 1 && g.n * g.k * g.cols() * g.rows() >= (std::size_t{1} << 18);
