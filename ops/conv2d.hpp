@@ -17,7 +17,8 @@ struct Conv2dOptions
     std::int64_t groups = 1;
 };
 
-/// y[n, k, i, j] = b[k] + sum_{c, a, e} x[n, g*C/G + c, i*s_h - p_h + a*d_h, j*s_w - p_w + e*d_w] * w[k, c, a, e]
+/// y[n, k, i, j] = b[k] + sum_{c, a, e} x[n, g*C/G + c, i*s_h - p_h + a*d_h, j*s_w - p_w + e*d_w] * w[k, c,
+/// a, e]
 ///
 /// - x: [N, C, H, W]
 /// - w: [K, C / groups, kh, kw]
@@ -29,5 +30,39 @@ struct Conv2dOptions
 template <class T>
 BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const BasicTensor<T>& b = {},
                       const Conv2dOptions& options = {});
+
+/// @name The kernels behind conv2d, on plain values (for tests, benchmarks and teaching).
+/// They validate shapes as conv2d does. Layouts as above: x [N, C, H, W], w [K, C/G, kh, kw],
+/// y and dy [N, K, Ho, Wo].
+/// @{
+
+/// Forward: per image and group, im2col then one GEMM W[K/G x C/G*kh*kw] * col[C/G*kh*kw x Ho*Wo]
+/// written straight into y; `b` may be null.
+template <class T>
+xt::xarray<T> conv2d_forward(const xt::xarray<T>& x, const xt::xarray<T>& w, const xt::xarray<T>* b,
+                             const Conv2dOptions& options = {});
+
+/// dL/dW [K, C/G, kh, kw]: the correlation of X with dY, per image dY * col^T accumulated.
+template <class T>
+xt::xarray<T> conv2d_backward_weight(const xt::xarray<T>& dy, const xt::xarray<T>& x, const Shape& w_shape,
+                                     const Conv2dOptions& options = {});
+
+/// dL/db [K]: the sum of dY over N, Ho and Wo.
+template <class T>
+xt::xarray<T> conv2d_backward_bias(const xt::xarray<T>& dy);
+
+/// dL/dX [N, C, H, W]: per image W^T * dY into col, then col2im (the fast route).
+template <class T>
+xt::xarray<T> conv2d_backward_input(const xt::xarray<T>& dy, const xt::xarray<T>& w, const Shape& x_shape,
+                                    const Conv2dOptions& options = {});
+
+/// dL/dX by the textbook route: dY dilated by the stride (s-1 zeros between elements), padded
+/// by d(k-1)-p on the top/left, then correlated with the kernel rotated 180 degrees and with its
+/// two channel axes swapped (a "full convolution"). Slow and direct; the oracle for
+/// conv2d_backward_input.
+template <class T>
+xt::xarray<T> conv2d_backward_input_full_conv(const xt::xarray<T>& dy, const xt::xarray<T>& w,
+                                              const Shape& x_shape, const Conv2dOptions& options = {});
+/// @}
 
 } // namespace tapegrad
