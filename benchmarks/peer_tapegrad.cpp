@@ -331,6 +331,7 @@ void gemm(const Args& a, Reporter& rep)
 
 int main(int argc, char** argv)
 {
+    tg::init_process(argv);
     try
     {
         const Args a = peer::parse_args(argc, argv);

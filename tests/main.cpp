@@ -2,10 +2,10 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include <tapegrad/ops/blas.hpp>
+#include <tapegrad/autograd/runtime.hpp>
 
 int main(int argc, char** argv)
 {
-    tapegrad::blas::reexec_with_fast_kernels(argv);
+    tapegrad::init_process(argv);
     return Catch::Session().run(argc, argv);
 }

@@ -46,7 +46,7 @@ int cross_validate(const tg::train::Config& config)
 
 int main(int argc, char** argv)
 {
-    tg::blas::reexec_with_fast_kernels(argv);
+    tg::init_process(argv);
     tg::train::Config config;
     CLI::App app{"tapegrad-train: train a CNN on Fashion-MNIST with tapegrad"};
     app.add_option("--data-dir", config.data_dir, "folder with the four Fashion-MNIST *-ubyte.gz files")
