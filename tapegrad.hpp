@@ -8,8 +8,8 @@
 #include <tapegrad/autograd/error.hpp>
 #include <tapegrad/autograd/generator.hpp>
 #include <tapegrad/autograd/grad_mode.hpp>
-#include <tapegrad/autograd/runtime.hpp>
 #include <tapegrad/autograd/gradcheck.hpp>
+#include <tapegrad/autograd/runtime.hpp>
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/autograd/tensor.hpp>
 

@@ -15,21 +15,21 @@ namespace tapegrad
 /// Base of every exception thrown by tapegrad.
 class Error : public std::runtime_error
 {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 /// Shapes that do not fit the op's rule (broadcasting, matmul, conv output size, ...).
 class ShapeError : public Error
 {
-public:
+  public:
     using Error::Error;
 };
 
 /// An argument value outside its domain (stride 0, negative padding, label out of range, ...).
 class ValueError : public Error
 {
-public:
+  public:
     using Error::Error;
 };
 
@@ -37,21 +37,21 @@ public:
 /// in place before backward, a tensor recorded on another thread's tape.
 class AutogradError : public Error
 {
-public:
+  public:
     using Error::Error;
 };
 
 /// An index outside its range (item() on a multi-element tensor, an axis out of range).
 class IndexError : public Error
 {
-public:
+  public:
     using Error::Error;
 };
 
 /// A file that cannot be read or written, or whose contents are malformed.
 class IoError : public Error
 {
-public:
+  public:
     using Error::Error;
 };
 

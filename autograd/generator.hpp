@@ -13,8 +13,11 @@ namespace tapegrad
 
 class Generator
 {
-public:
-    explicit Generator(std::uint64_t seed = 0) : engine_(seed) {}
+  public:
+    explicit Generator(std::uint64_t seed = 0)
+      : engine_(seed)
+    {
+    }
 
     /// Restarts the stream from `seed`.
     void seed(std::uint64_t seed)
@@ -38,7 +41,7 @@ public:
     /// Uniform integer in [0, n), without modulo bias. n must be > 0.
     std::uint64_t below(std::uint64_t n);
 
-private:
+  private:
     std::mt19937_64 engine_;
     bool has_spare_ = false;
     double spare_ = 0.0;

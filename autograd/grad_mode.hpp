@@ -7,12 +7,12 @@ namespace tapegrad
 
 class GradMode
 {
-public:
+  public:
     /// True when ops on this thread record onto the tape.
     static bool is_enabled() noexcept { return enabled_; }
     static void set_enabled(bool on) noexcept { enabled_ = on; }
 
-private:
+  private:
     // Defined inline here, not in a .cpp: every TU then sees the constant initialiser and reads the
     // flag directly. With an out-of-line definition each access goes through a TLS wrapper whose
     // null check GCC 12 + ld miscompile under -fsanitize=undefined (the check tests flags that the
@@ -24,26 +24,34 @@ private:
 /// RAII: records nothing on this thread while it lives (evaluation, optimiser steps).
 class NoGradGuard
 {
-public:
-    NoGradGuard() noexcept : previous_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
+  public:
+    NoGradGuard() noexcept
+      : previous_(GradMode::is_enabled())
+    {
+        GradMode::set_enabled(false);
+    }
     ~NoGradGuard() { GradMode::set_enabled(previous_); }
     NoGradGuard(const NoGradGuard&) = delete;
     NoGradGuard& operator=(const NoGradGuard&) = delete;
 
-private:
+  private:
     bool previous_;
 };
 
 /// RAII: turns recording back on inside a NoGradGuard.
 class EnableGradGuard
 {
-public:
-    EnableGradGuard() noexcept : previous_(GradMode::is_enabled()) { GradMode::set_enabled(true); }
+  public:
+    EnableGradGuard() noexcept
+      : previous_(GradMode::is_enabled())
+    {
+        GradMode::set_enabled(true);
+    }
     ~EnableGradGuard() { GradMode::set_enabled(previous_); }
     EnableGradGuard(const EnableGradGuard&) = delete;
     EnableGradGuard& operator=(const EnableGradGuard&) = delete;
 
-private:
+  private:
     bool previous_;
 };
 

@@ -36,8 +36,8 @@ double weighted_sum(const Tensor64& y, const xt::xarray<double>& w)
 
 void describe(std::ostream& os, const GradcheckMismatch& m)
 {
-    os << "input " << m.input << " element " << shape_str(m.index) << ": analytic " << m.analytic << ", numeric "
-       << m.numeric << ", abs error " << m.abs_error << ", rel error " << m.rel_error;
+    os << "input " << m.input << " element " << shape_str(m.index) << ": analytic " << m.analytic
+       << ", numeric " << m.numeric << ", abs error " << m.abs_error << ", rel error " << m.rel_error;
 }
 } // namespace
 
@@ -45,8 +45,9 @@ std::string GradcheckReport::summary() const
 {
     std::ostringstream os;
     os << std::setprecision(10);
-    os << "gradcheck " << (ok ? "passed" : "FAILED") << ": " << checked << " elements checked, " << failures.size()
-       << " failed, " << kinks.size() << " at non-differentiable points; max rel error " << max_rel_error << "\n";
+    os << "gradcheck " << (ok ? "passed" : "FAILED") << ": " << checked << " elements checked, "
+       << failures.size() << " failed, " << kinks.size() << " at non-differentiable points; max rel error "
+       << max_rel_error << "\n";
     for (const auto& f : failures)
     {
         os << "  mismatch: ";
@@ -67,7 +68,10 @@ std::string GradcheckReport::summary() const
     return os.str();
 }
 
-std::ostream& operator<<(std::ostream& os, const GradcheckReport& r) { return os << r.summary(); }
+std::ostream& operator<<(std::ostream& os, const GradcheckReport& r)
+{
+    return os << r.summary();
+}
 
 GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor64>& inputs,
                           const GradcheckOptions& options)
@@ -82,7 +86,8 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor64
     xs.reserve(inputs.size());
     for (const auto& in : inputs)
     {
-        xs.push_back(in.defined() ? Tensor64(xt::xarray<double>(in.value()), in.requires_grad()) : Tensor64());
+        xs.push_back(in.defined() ? Tensor64(xt::xarray<double>(in.value()), in.requires_grad())
+                                  : Tensor64());
     }
 
     TapeScope scope;
@@ -124,9 +129,9 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor64
         const std::size_t n = x.numel();
         const Tensor64 g = x.grad();
         const std::size_t step =
-            options.max_elements_per_input == 0 || n <= options.max_elements_per_input
-                ? 1
-                : (n + options.max_elements_per_input - 1) / options.max_elements_per_input;
+          options.max_elements_per_input == 0 || n <= options.max_elements_per_input
+            ? 1
+            : (n + options.max_elements_per_input - 1) / options.max_elements_per_input;
         bool all_zero = true;
         for (std::size_t i = 0; i < n; i += step)
         {
@@ -151,7 +156,7 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor64
             m.left_slope = (f0 - fm) / options.eps;
             const double slope_gap = std::abs(m.right_slope - m.left_slope);
             const double slope_tol =
-                options.atol + options.rtol * std::max(std::abs(m.left_slope), std::abs(m.right_slope));
+              options.atol + options.rtol * std::max(std::abs(m.left_slope), std::abs(m.right_slope));
             if (abs_err <= options.atol + options.rtol * std::abs(numeric))
             {
                 if (std::abs(numeric) > options.atol)
@@ -181,9 +186,10 @@ GradcheckReport gradcheck(const GradcheckFunction& f, const std::vector<Tensor64
         }
         if (all_zero && n > 0)
         {
-            report.warnings.push_back(detail::cat("input ", k, " of shape ", shape_str(shape),
-                                                  ": analytic and numeric gradients are zero everywhere checked; "
-                                                  "the check cannot tell a right VJP from a missing one"));
+            report.warnings.push_back(
+              detail::cat("input ", k, " of shape ", shape_str(shape),
+                          ": analytic and numeric gradients are zero everywhere checked; "
+                          "the check cannot tell a right VJP from a missing one"));
         }
     }
     return report;

@@ -13,9 +13,15 @@ std::atomic<std::uint64_t> next_tape_id{1};
 thread_local Tape* scoped_tape = nullptr;
 } // namespace
 
-Tape::Tape() : id_(next_tape_id.fetch_add(1)) {}
+Tape::Tape()
+  : id_(next_tape_id.fetch_add(1))
+{
+}
 
-Tape::~Tape() { clear(); }
+Tape::~Tape()
+{
+    clear();
+}
 
 void Tape::push(NodeBase* node)
 {
@@ -105,12 +111,17 @@ Tape& current_tape()
     return tape;
 }
 
-TapeScope::TapeScope() : tape_(std::make_unique<Tape>()), previous_(scoped_tape)
+TapeScope::TapeScope()
+  : tape_(std::make_unique<Tape>())
+  , previous_(scoped_tape)
 {
     scoped_tape = tape_.get();
 }
 
-TapeScope::~TapeScope() { scoped_tape = previous_; }
+TapeScope::~TapeScope()
+{
+    scoped_tape = previous_;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Node and BackwardContext
@@ -137,11 +148,12 @@ void Node<T>::check_saved_versions() const
         const Input& in = inputs_[i];
         if (in.saved && in.impl && in.impl->version() != in.version)
         {
-            throw AutogradError(detail::cat(
-                "backward through tg::", name(), ": input ", i, " of shape ", shape_str(in.impl->value().shape()),
-                " was saved for backward at version ", in.version, " but was modified in place (now version ",
-                in.impl->version(), "); the gradient would use the new values. Clone it before writing to it, "
-                                    "or write to it after backward."));
+            throw AutogradError(
+              detail::cat("backward through tg::", name(), ": input ", i, " of shape ",
+                          shape_str(in.impl->value().shape()), " was saved for backward at version ",
+                          in.version, " but was modified in place (now version ", in.impl->version(),
+                          "); the gradient would use the new values. Clone it before writing to it, "
+                          "or write to it after backward."));
         }
     }
     if (output_ && output_->version() != output_version_)
@@ -170,8 +182,8 @@ const xt::xarray<T>& BackwardContext<T>::output() const
 {
     if (!node_.output_)
     {
-        throw AutogradError(
-            detail::cat("internal: tg::", node_.name(), " reads its output in its VJP without declaring it saved"));
+        throw AutogradError(detail::cat("internal: tg::", node_.name(),
+                                        " reads its output in its VJP without declaring it saved"));
     }
     return node_.output_->value();
 }
@@ -183,9 +195,9 @@ void BackwardContext<T>::accumulate(std::size_t i, xt::xarray<T>&& g)
     const auto& want = impl.value().shape();
     if (g.shape().size() != want.size() || !std::equal(want.begin(), want.end(), g.shape().begin()))
     {
-        throw AutogradError(detail::cat("internal: the VJP of tg::", node_.name(), " produced a gradient of shape ",
-                                        shape_str(g.shape()), " for input ", i, " of shape ", shape_str(want),
-                                        "; a gradient must have its input's shape"));
+        throw AutogradError(detail::cat(
+          "internal: the VJP of tg::", node_.name(), " produced a gradient of shape ", shape_str(g.shape()),
+          " for input ", i, " of shape ", shape_str(want), "; a gradient must have its input's shape"));
     }
     if (!impl.requires_grad)
     {
@@ -197,16 +209,16 @@ void BackwardContext<T>::accumulate(std::size_t i, xt::xarray<T>&& g)
         if (impl.tape_id != tape.id())
         {
             throw AutogradError(detail::cat(
-                "backward through tg::", node_.name(), ": input ", i, " of shape ", shape_str(want),
-                " was recorded on another thread's tape (or inside a TapeScope that has ended); recording is "
-                "thread-local, so gradients cannot flow into it. detach() it before using it here."));
+              "backward through tg::", node_.name(), ": input ", i, " of shape ", shape_str(want),
+              " was recorded on another thread's tape (or inside a TapeScope that has ended); recording is "
+              "thread-local, so gradients cannot flow into it. detach() it before using it here."));
         }
         if (!tape.holds(impl.grad_fn_seq))
         {
             throw AutogradError(detail::cat(
-                "backward through tg::", node_.name(), ": input ", i, " of shape ", shape_str(want),
-                " was produced by an op whose recorded graph has already been released by an earlier backward. "
-                "Pass {.retain_graph = true} to the first backward to keep it."));
+              "backward through tg::", node_.name(), ": input ", i, " of shape ", shape_str(want),
+              " was produced by an op whose recorded graph has already been released by an earlier backward. "
+              "Pass {.retain_graph = true} to the first backward to keep it."));
         }
         static_cast<Node<T>*>(impl.grad_fn)->accumulate(std::move(g));
         return;
@@ -220,7 +232,6 @@ void BackwardContext<T>::accumulate(std::size_t i, xt::xarray<T>&& g)
         xt::noalias(impl.grad->mutable_value()) += g;
     }
 }
-
 
 template class Node<float>;
 template class Node<double>;

@@ -19,9 +19,9 @@
 #include <array>
 #include <cstdint>
 #include <functional>
-#include <type_traits>
 #include <initializer_list>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 namespace tapegrad
@@ -30,8 +30,12 @@ namespace tapegrad
 /// The type-erased tape entry.
 class NodeBase
 {
-public:
-    NodeBase(const char* name, std::uint64_t seq) : name_(name), seq_(seq) {}
+  public:
+    NodeBase(const char* name, std::uint64_t seq)
+      : name_(name)
+      , seq_(seq)
+    {
+    }
     virtual ~NodeBase() = default;
     NodeBase(const NodeBase&) = delete;
     NodeBase& operator=(const NodeBase&) = delete;
@@ -46,10 +50,10 @@ public:
     /// Drops the output gradient after apply() (or after a failed backward).
     virtual void clear_grad() noexcept = 0;
 
-protected:
+  protected:
     bool has_grad_ = false;
 
-private:
+  private:
     const char* name_;
     std::uint64_t seq_;
 };
@@ -57,7 +61,7 @@ private:
 /// The thread's tape. Obtain it with current_tape().
 class Tape
 {
-public:
+  public:
     Tape();
     ~Tape();
     Tape(const Tape&) = delete;
@@ -81,7 +85,7 @@ public:
     /// Names of the recorded ops, oldest first (for debugging and teaching).
     std::vector<const char*> op_names() const;
 
-private:
+  private:
     std::vector<NodeBase*> entries_;
     std::uint64_t id_;
     std::uint64_t first_seq_ = 1;
@@ -95,13 +99,13 @@ Tape& current_tape();
 /// Tensors recorded on the scoped tape cannot be backpropagated through after it ends.
 class TapeScope
 {
-public:
+  public:
     TapeScope();
     ~TapeScope();
     TapeScope(const TapeScope&) = delete;
     TapeScope& operator=(const TapeScope&) = delete;
 
-private:
+  private:
     std::unique_ptr<Tape> tape_;
     Tape* previous_;
 };
@@ -137,10 +141,13 @@ using TensorRefs = std::initializer_list<std::reference_wrapper<const BasicTenso
 template <class T>
 class Node : public NodeBase
 {
-public:
+  public:
     static constexpr std::size_t max_inputs = 4;
 
-    Node(const char* name, std::uint64_t seq) : NodeBase(name, seq) {}
+    Node(const char* name, std::uint64_t seq)
+      : NodeBase(name, seq)
+    {
+    }
 
     /// Adds `g` into the output-gradient slot (moves when the slot is empty).
     void accumulate(xt::xarray<T>&& g);
@@ -166,7 +173,7 @@ public:
         }
     }
 
-protected:
+  protected:
     friend class BackwardContext<T>;
 
     /// Throws AutogradError when a saved tensor changed since recording.
@@ -189,8 +196,11 @@ protected:
 template <class T>
 class BackwardContext
 {
-public:
-    explicit BackwardContext(Node<T>& node) : node_(node) {}
+  public:
+    explicit BackwardContext(Node<T>& node)
+      : node_(node)
+    {
+    }
 
     /// dL/d(output), shaped like the output.
     const xt::xarray<T>& grad_output() const noexcept { return node_.grad_out_; }
@@ -213,7 +223,7 @@ public:
     /// Sends dL/d(input i). Throws AutogradError if its shape differs from input i's shape.
     void accumulate(std::size_t i, xt::xarray<T>&& g);
 
-private:
+  private:
     Node<T>& node_;
 };
 
@@ -244,8 +254,12 @@ namespace detail
 template <class T, class F>
 class FunctionNode final : public Node<T>
 {
-public:
-    FunctionNode(const char* name, std::uint64_t seq, F&& fn) : Node<T>(name, seq), fn_(std::move(fn)) {}
+  public:
+    FunctionNode(const char* name, std::uint64_t seq, F&& fn)
+      : Node<T>(name, seq)
+      , fn_(std::move(fn))
+    {
+    }
     void apply() override
     {
         this->check_saved_versions();
@@ -253,7 +267,7 @@ public:
         fn_(ctx);
     }
 
-private:
+  private:
     F fn_;
 };
 

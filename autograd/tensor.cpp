@@ -1,7 +1,6 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/autograd/tensor.hpp>
 
-
 #include <algorithm>
 #include <cmath>
 #include <ostream>
@@ -52,7 +51,7 @@ std::uint64_t Generator::below(std::uint64_t n)
 
 template <class T>
 BasicTensor<T>::BasicTensor(xt::xarray<T> values, bool requires_grad)
-    : impl_(std::make_shared<TensorImpl<T>>(std::move(values)))
+  : impl_(std::make_shared<TensorImpl<T>>(std::move(values)))
 {
     impl_->requires_grad = requires_grad;
 }
@@ -62,8 +61,9 @@ TensorImpl<T>& BasicTensor<T>::checked(const char* what) const
 {
     if (!impl_)
     {
-        throw Error(detail::cat("Tensor::", what, ": the tensor is undefined (default-constructed, or the grad() "
-                                              "of a tensor that no backward has reached)"));
+        throw Error(detail::cat("Tensor::", what,
+                                ": the tensor is undefined (default-constructed, or the grad() "
+                                "of a tensor that no backward has reached)"));
     }
     return *impl_;
 }
@@ -95,8 +95,8 @@ std::size_t BasicTensor<T>::size(std::ptrdiff_t d) const
     const std::ptrdiff_t k = d < 0 ? d + rank : d;
     if (k < 0 || k >= rank)
     {
-        throw IndexError(
-            detail::cat("Tensor::size: dimension ", d, " is out of range for a tensor of shape ", shape_str(s)));
+        throw IndexError(detail::cat("Tensor::size: dimension ", d, " is out of range for a tensor of shape ",
+                                     shape_str(s)));
     }
     return s[static_cast<std::size_t>(k)];
 }
@@ -125,8 +125,9 @@ T BasicTensor<T>::item() const
     const auto& v = checked("item").value();
     if (v.size() != 1)
     {
-        throw IndexError(detail::cat("Tensor::item: needs a one-element tensor, but the shape is ", shape_str(v.shape()),
-                                     " (", v.size(), " elements); reduce it first, e.g. tg::sum or tg::mean"));
+        throw IndexError(detail::cat("Tensor::item: needs a one-element tensor, but the shape is ",
+                                     shape_str(v.shape()), " (", v.size(),
+                                     " elements); reduce it first, e.g. tg::sum or tg::mean"));
     }
     return v.data()[0];
 }
@@ -150,9 +151,10 @@ BasicTensor<T>& BasicTensor<T>::set_requires_grad(bool on)
     auto& impl = checked("set_requires_grad");
     if (!impl.is_leaf())
     {
-        throw AutogradError(detail::cat("Tensor::set_requires_grad: the tensor of shape ", shape_str(impl.value().shape()),
-                                        " was produced by a recorded op; only leaves can change requires_grad. "
-                                        "Use detach() to get a leaf."));
+        throw AutogradError(
+          detail::cat("Tensor::set_requires_grad: the tensor of shape ", shape_str(impl.value().shape()),
+                      " was produced by a recorded op; only leaves can change requires_grad. "
+                      "Use detach() to get a leaf."));
     }
     impl.requires_grad = on;
     return *this;
@@ -196,11 +198,11 @@ void BasicTensor<T>::backward(BackwardOptions options) const
     const auto& v = checked("backward").value();
     if (v.size() != 1)
     {
-        throw AutogradError(detail::cat("Tensor::backward: called without a seed gradient on a tensor of shape ",
-                                        shape_str(v.shape()),
-                                        "; the implicit seed 1 only exists for one-element tensors. Reduce the "
-                                        "output (tg::sum, tg::mean) or pass a seed of shape ",
-                                        shape_str(v.shape()), ": y.backward(seed)."));
+        throw AutogradError(detail::cat(
+          "Tensor::backward: called without a seed gradient on a tensor of shape ", shape_str(v.shape()),
+          "; the implicit seed 1 only exists for one-element tensors. Reduce the "
+          "output (tg::sum, tg::mean) or pass a seed of shape ",
+          shape_str(v.shape()), ": y.backward(seed)."));
     }
     xt::xarray<T> seed = xt::xarray<T>::from_shape(v.shape());
     seed.data()[0] = T(1);
@@ -221,9 +223,10 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
     }
     if (!impl.requires_grad)
     {
-        throw AutogradError(detail::cat("Tensor::backward: the tensor of shape ", shape_str(shape),
-                                        " does not require grad and no recorded op produced it. Create the leaves "
-                                        "with requires_grad = true, and do not call backward under NoGradGuard."));
+        throw AutogradError(
+          detail::cat("Tensor::backward: the tensor of shape ", shape_str(shape),
+                      " does not require grad and no recorded op produced it. Create the leaves "
+                      "with requires_grad = true, and do not call backward under NoGradGuard."));
     }
     xt::xarray<T> g = seed.value();
     if (impl.is_leaf())
@@ -248,9 +251,9 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
     if (!tape.holds(impl.grad_fn_seq))
     {
         throw AutogradError(detail::cat(
-            "Tensor::backward: the ops that produced this tensor of shape ", shape_str(shape),
-            " were already released by an earlier backward (trying to backward through the graph a second "
-            "time). Pass {.retain_graph = true} to the earlier backward to keep them."));
+          "Tensor::backward: the ops that produced this tensor of shape ", shape_str(shape),
+          " were already released by an earlier backward (trying to backward through the graph a second "
+          "time). Pass {.retain_graph = true} to the earlier backward to keep them."));
     }
     static_cast<Node<T>*>(impl.grad_fn)->accumulate(std::move(g));
     tape.replay(impl.grad_fn_seq, options.retain_graph);
@@ -304,7 +307,8 @@ std::ostream& operator<<(std::ostream& os, const BasicTensor<T>& t)
     {
         return os << "tensor(undefined)";
     }
-    os << "tensor(shape=" << shape_str(t.value().shape()) << ", dtype=" << (sizeof(T) == 4 ? "float32" : "float64");
+    os << "tensor(shape=" << shape_str(t.value().shape())
+       << ", dtype=" << (sizeof(T) == 4 ? "float32" : "float64");
     if (t.requires_grad())
     {
         os << ", requires_grad=true";
@@ -325,7 +329,8 @@ std::ostream& operator<<(std::ostream& os, const BasicTensor<T>& t)
 template <class T>
 BasicTensor<T> full(const Shape& shape, T value, bool requires_grad)
 {
-    return BasicTensor<T>(xt::xarray<T>(typename xt::xarray<T>::shape_type(shape.begin(), shape.end()), value), requires_grad);
+    return BasicTensor<T>(
+      xt::xarray<T>(typename xt::xarray<T>::shape_type(shape.begin(), shape.end()), value), requires_grad);
 }
 
 template <class T>
@@ -372,8 +377,8 @@ BasicTensor<T> from_vector(const std::vector<T>& values, const Shape& shape, boo
     }
     if (n != values.size())
     {
-        throw ShapeError(detail::cat("tg::from_vector: ", values.size(), " values cannot fill shape ", shape_str(shape),
-                                     " (", n, " elements)"));
+        throw ShapeError(detail::cat("tg::from_vector: ", values.size(), " values cannot fill shape ",
+                                     shape_str(shape), " (", n, " elements)"));
     }
     auto a = xt::xarray<T>::from_shape(shape);
     std::copy(values.begin(), values.end(), a.begin());
@@ -389,14 +394,14 @@ BasicTensor<To> cast(const BasicTensor<From>& t)
     return BasicTensor<To>(std::move(a), t.requires_grad() && t.is_leaf());
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                                                    \
-    template class BasicTensor<T>;                                                                                 \
-    template std::ostream& operator<<(std::ostream&, const BasicTensor<T>&);                                       \
-    template BasicTensor<T> full<T>(const Shape&, T, bool);                                                        \
-    template BasicTensor<T> zeros<T>(const Shape&, bool);                                                          \
-    template BasicTensor<T> ones<T>(const Shape&, bool);                                                           \
-    template BasicTensor<T> randn<T>(const Shape&, Generator&, bool);                                              \
-    template BasicTensor<T> rand<T>(const Shape&, Generator&, bool);                                               \
+#define TAPEGRAD_INSTANTIATE(T)                                                                              \
+    template class BasicTensor<T>;                                                                           \
+    template std::ostream& operator<<(std::ostream&, const BasicTensor<T>&);                                 \
+    template BasicTensor<T> full<T>(const Shape&, T, bool);                                                  \
+    template BasicTensor<T> zeros<T>(const Shape&, bool);                                                    \
+    template BasicTensor<T> ones<T>(const Shape&, bool);                                                     \
+    template BasicTensor<T> randn<T>(const Shape&, Generator&, bool);                                        \
+    template BasicTensor<T> rand<T>(const Shape&, Generator&, bool);                                         \
     template BasicTensor<T> from_vector<T>(const std::vector<T>&, const Shape&, bool);
 
 TAPEGRAD_INSTANTIATE(float)

@@ -41,7 +41,7 @@ struct Storage
 template <class T>
 class TensorImpl
 {
-public:
+  public:
     TensorImpl() = default;
     explicit TensorImpl(xt::xarray<T>&& v) { own_.value = std::move(v); }
     TensorImpl(const TensorImpl&) = delete;
@@ -74,7 +74,7 @@ public:
 
     bool is_leaf() const noexcept { return grad_fn_seq == 0; }
 
-private:
+  private:
     Storage<T> own_;
     Storage<T>* storage_ = &own_;
     std::shared_ptr<const TensorImpl> alias_owner_;
@@ -95,7 +95,7 @@ class BasicTensor
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                   "tapegrad tensors are float32 or float64");
 
-public:
+  public:
     using value_type = T;
     using array_type = xt::xarray<T>;
 
@@ -103,7 +103,10 @@ public:
     /// A leaf holding `values`.
     BasicTensor(xt::xarray<T> values, bool requires_grad = false);
     /// Wraps an existing impl (ops use this).
-    explicit BasicTensor(std::shared_ptr<TensorImpl<T>> impl) : impl_(std::move(impl)) {}
+    explicit BasicTensor(std::shared_ptr<TensorImpl<T>> impl)
+      : impl_(std::move(impl))
+    {
+    }
 
     bool defined() const noexcept { return impl_ != nullptr; }
     Shape shape() const;
@@ -144,7 +147,7 @@ public:
 
     const std::shared_ptr<TensorImpl<T>>& impl() const noexcept { return impl_; }
 
-private:
+  private:
     TensorImpl<T>& checked(const char* what) const;
     std::shared_ptr<TensorImpl<T>> impl_;
 };
@@ -176,11 +179,26 @@ BasicTensor<T> from_vector(const std::vector<T>& values, const Shape& shape, boo
 /// @}
 
 /// float64 spellings of the factories.
-inline Tensor64 zeros64(const Shape& s, bool rg = false) { return zeros<double>(s, rg); }
-inline Tensor64 ones64(const Shape& s, bool rg = false) { return ones<double>(s, rg); }
-inline Tensor64 full64(const Shape& s, double v, bool rg = false) { return full<double>(s, v, rg); }
-inline Tensor64 randn64(const Shape& s, Generator& g, bool rg = false) { return randn<double>(s, g, rg); }
-inline Tensor64 rand64(const Shape& s, Generator& g, bool rg = false) { return rand<double>(s, g, rg); }
+inline Tensor64 zeros64(const Shape& s, bool rg = false)
+{
+    return zeros<double>(s, rg);
+}
+inline Tensor64 ones64(const Shape& s, bool rg = false)
+{
+    return ones<double>(s, rg);
+}
+inline Tensor64 full64(const Shape& s, double v, bool rg = false)
+{
+    return full<double>(s, v, rg);
+}
+inline Tensor64 randn64(const Shape& s, Generator& g, bool rg = false)
+{
+    return randn<double>(s, g, rg);
+}
+inline Tensor64 rand64(const Shape& s, Generator& g, bool rg = false)
+{
+    return rand<double>(s, g, rg);
+}
 
 /// Converts between float32 and float64 as a new leaf (no tape link).
 template <class To, class From>

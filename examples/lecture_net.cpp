@@ -73,7 +73,8 @@ int main()
             p->zero_grad();
         }
         auto a = tg::sigmoid(tg::flatten(
-            tg::linear(tg::flatten(tg::max_pool2d(tg::relu(tg::conv2d(x, w1, b1)), {.kernel = 2})), w2, b2), 0));
+          tg::linear(tg::flatten(tg::max_pool2d(tg::relu(tg::conv2d(x, w1, b1)), {.kernel = 2})), w2, b2),
+          0));
         auto l = tg::binary_cross_entropy(a, y);
         l.backward();
         if (step % 4 == 0 || step == 1)

@@ -9,15 +9,15 @@ double calculate_gain(Nonlinearity nl, double a)
 {
     switch (nl)
     {
-    case Nonlinearity::linear:
-    case Nonlinearity::sigmoid:
-        return 1.0;
-    case Nonlinearity::relu:
-        return std::sqrt(2.0);
-    case Nonlinearity::leaky_relu:
-        return std::sqrt(2.0 / (1.0 + a * a));
-    case Nonlinearity::tanh:
-        return 5.0 / 3.0;
+        case Nonlinearity::linear:
+        case Nonlinearity::sigmoid:
+            return 1.0;
+        case Nonlinearity::relu:
+            return std::sqrt(2.0);
+        case Nonlinearity::leaky_relu:
+            return std::sqrt(2.0 / (1.0 + a * a));
+        case Nonlinearity::tanh:
+            return 5.0 / 3.0;
     }
     return 1.0;
 }
@@ -27,8 +27,8 @@ std::pair<double, double> fans(const Tensor& w)
     const Shape s = w.shape();
     if (s.size() < 2)
     {
-        throw ValueError(detail::cat("nn::init: fan in and fan out need a tensor of rank >= 2, got shape ",
-                                     shape_str(s)));
+        throw ValueError(
+          detail::cat("nn::init: fan in and fan out need a tensor of rank >= 2, got shape ", shape_str(s)));
     }
     double receptive = 1.0;
     for (std::size_t i = 2; i < s.size(); ++i)
@@ -54,7 +54,10 @@ void normal_(Tensor& t, double mean, double std, Generator& gen)
     }
 }
 
-void zeros_(Tensor& t) { constant_(t, 0.0); }
+void zeros_(Tensor& t)
+{
+    constant_(t, 0.0);
+}
 
 void constant_(Tensor& t, double value)
 {

@@ -52,8 +52,8 @@ void require_rank(const char* layer, const Shape& s, std::size_t rank, const cha
 {
     if (s.size() != rank)
     {
-        throw ShapeError(detail::cat("nn::", layer, ": expects a rank-", rank, " input ", layout, ", got shape ",
-                                     shape_str(s)));
+        throw ShapeError(detail::cat("nn::", layer, ": expects a rank-", rank, " input ", layout,
+                                     ", got shape ", shape_str(s)));
     }
 }
 } // namespace
@@ -61,9 +61,12 @@ void require_rank(const char* layer, const Shape& s, std::size_t rank, const cha
 // ---------------------------------------------------------------------------------------------
 // Conv2d
 
-Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, const Conv2dOptions& options,
-               Generator& gen)
-    : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options)
+Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size,
+               const Conv2dOptions& options, Generator& gen)
+  : in_(in_channels)
+  , out_(out_channels)
+  , kernel_(kernel_size)
+  , options_(options)
 {
     require_positive("Conv2d", "in_channels", in_);
     require_positive("Conv2d", "out_channels", out_);
@@ -72,12 +75,12 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel
     require_positive("Conv2d", "groups", options_.groups);
     if (in_ % options_.groups != 0 || out_ % options_.groups != 0)
     {
-        throw ValueError(detail::cat("nn::Conv2d: groups (", options_.groups, ") must divide in_channels (", in_,
-                                     ") and out_channels (", out_, ")"));
+        throw ValueError(detail::cat("nn::Conv2d: groups (", options_.groups, ") must divide in_channels (",
+                                     in_, ") and out_channels (", out_, ")"));
     }
     const auto u = [](std::int64_t v) { return static_cast<std::size_t>(v); };
-    weight_ = register_parameter(
-        "weight", zeros({u(out_), u(in_ / options_.groups), u(kernel_.h), u(kernel_.w)}));
+    weight_ =
+      register_parameter("weight", zeros({u(out_), u(in_ / options_.groups), u(kernel_.h), u(kernel_.w)}));
     if (options_.bias)
     {
         bias_ = register_parameter("bias", zeros({u(out_)}));
@@ -126,8 +129,8 @@ Shape Conv2d::output_shape(const Shape& s) const
     require_rank("Conv2d", s, 4, "[N, C, H, W]");
     if (static_cast<std::int64_t>(s[1]) != in_)
     {
-        throw ShapeError(detail::cat("nn::Conv2d: input ", shape_str(s), " has ", s[1], " channels but the layer expects ",
-                                     in_));
+        throw ShapeError(detail::cat("nn::Conv2d: input ", shape_str(s), " has ", s[1],
+                                     " channels but the layer expects ", in_));
     }
     const auto h = conv2d_output_size(static_cast<std::int64_t>(s[2]), kernel_.h, options_.stride.h,
                                       options_.padding.h, options_.dilation.h);
@@ -139,24 +142,28 @@ Shape Conv2d::output_shape(const Shape& s) const
 std::uint64_t Conv2d::flops(const Shape& input) const
 {
     const Shape o = output_shape(input);
-    const std::uint64_t per_output = 2 * static_cast<std::uint64_t>(in_ / options_.groups * kernel_.h * kernel_.w);
+    const std::uint64_t per_output =
+      2 * static_cast<std::uint64_t>(in_ / options_.groups * kernel_.h * kernel_.w);
     return numel(o) * (per_output + (options_.bias ? 1 : 0));
 }
 
 Window Conv2d::window() const
 {
-    return {kernel_.h, kernel_.w, options_.stride.h, options_.stride.w, options_.dilation.h, options_.dilation.w};
+    return {kernel_.h,         kernel_.w,           options_.stride.h,
+            options_.stride.w, options_.dilation.h, options_.dilation.w};
 }
 
 // ---------------------------------------------------------------------------------------------
 // Linear
 
 Linear::Linear(std::int64_t in_features, std::int64_t out_features, Generator& gen, bool bias)
-    : in_(in_features), out_(out_features)
+  : in_(in_features)
+  , out_(out_features)
 {
     require_positive("Linear", "in_features", in_);
     require_positive("Linear", "out_features", out_);
-    weight_ = register_parameter("weight", zeros({static_cast<std::size_t>(out_), static_cast<std::size_t>(in_)}));
+    weight_ =
+      register_parameter("weight", zeros({static_cast<std::size_t>(out_), static_cast<std::size_t>(in_)}));
     if (bias)
     {
         bias_ = register_parameter("bias", zeros({static_cast<std::size_t>(out_)}));
@@ -164,11 +171,15 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, Generator& g
     default_init(weight_, bias ? &bias_ : nullptr, gen);
 }
 
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight_, bias_); }
+Tensor Linear::forward(const Tensor& x)
+{
+    return linear(x, weight_, bias_);
+}
 
 std::string Linear::repr() const
 {
-    return detail::cat("Linear(in_features=", in_, ", out_features=", out_, bias_.defined() ? "" : ", bias=false", ")");
+    return detail::cat("Linear(in_features=", in_, ", out_features=", out_,
+                       bias_.defined() ? "" : ", bias=false", ")");
 }
 
 Shape Linear::output_shape(const Shape& s) const
@@ -191,7 +202,8 @@ std::uint64_t Linear::flops(const Shape& input) const
 // ---------------------------------------------------------------------------------------------
 // Pooling
 
-Pool2dBase::Pool2dBase(const Pool2dOptions& options) : options_(options)
+Pool2dBase::Pool2dBase(const Pool2dOptions& options)
+  : options_(options)
 {
     if (!options_.stride.given)
     {
@@ -216,14 +228,15 @@ std::uint64_t Pool2dBase::flops(const Shape& input) const
 
 Window Pool2dBase::window() const
 {
-    return {options_.kernel.h,   options_.kernel.w,   options_.stride.h,
-            options_.stride.w,   options_.dilation.h, options_.dilation.w};
+    return {options_.kernel.h, options_.kernel.w,   options_.stride.h,
+            options_.stride.w, options_.dilation.h, options_.dilation.w};
 }
 
 std::string Pool2dBase::repr() const
 {
     std::ostringstream os;
-    os << type_name() << "(kernel_size=" << size2_str(options_.kernel) << ", stride=" << size2_str(options_.stride);
+    os << type_name() << "(kernel_size=" << size2_str(options_.kernel)
+       << ", stride=" << size2_str(options_.stride);
     if (!(options_.padding == Size2(0)))
     {
         os << ", padding=" << size2_str(options_.padding);
@@ -235,14 +248,26 @@ std::string Pool2dBase::repr() const
     return os.str() + ")";
 }
 
-Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, options_); }
-Tensor AvgPool2d::forward(const Tensor& x) { return avg_pool2d(x, options_); }
-Tensor MinPool2d::forward(const Tensor& x) { return min_pool2d(x, options_); }
+Tensor MaxPool2d::forward(const Tensor& x)
+{
+    return max_pool2d(x, options_);
+}
+Tensor AvgPool2d::forward(const Tensor& x)
+{
+    return avg_pool2d(x, options_);
+}
+Tensor MinPool2d::forward(const Tensor& x)
+{
+    return min_pool2d(x, options_);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Flatten and activations
 
-Tensor Flatten::forward(const Tensor& x) { return flatten(x, start_, end_); }
+Tensor Flatten::forward(const Tensor& x)
+{
+    return flatten(x, start_, end_);
+}
 
 Shape Flatten::output_shape(const Shape& s) const
 {
@@ -251,7 +276,8 @@ Shape Flatten::output_shape(const Shape& s) const
     const std::ptrdiff_t b = end_ < 0 ? end_ + rank : end_;
     if (a < 0 || b >= rank || a > b)
     {
-        throw ShapeError(detail::cat("nn::Flatten: dimensions ", start_, "..", end_, " do not fit shape ", shape_str(s)));
+        throw ShapeError(
+          detail::cat("nn::Flatten: dimensions ", start_, "..", end_, " do not fit shape ", shape_str(s)));
     }
     Shape out(s.begin(), s.begin() + a);
     std::size_t merged = 1;
@@ -264,14 +290,34 @@ Shape Flatten::output_shape(const Shape& s) const
     return out;
 }
 
-Tensor ReLU::forward(const Tensor& x) { return relu(x); }
-std::uint64_t ReLU::flops(const Shape& input) const { return numel(input); }
-Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
-std::uint64_t Sigmoid::flops(const Shape& input) const { return 4 * numel(input); }
-Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
-std::uint64_t Tanh::flops(const Shape& input) const { return 4 * numel(input); }
+Tensor ReLU::forward(const Tensor& x)
+{
+    return relu(x);
+}
+std::uint64_t ReLU::flops(const Shape& input) const
+{
+    return numel(input);
+}
+Tensor Sigmoid::forward(const Tensor& x)
+{
+    return sigmoid(x);
+}
+std::uint64_t Sigmoid::flops(const Shape& input) const
+{
+    return 4 * numel(input);
+}
+Tensor Tanh::forward(const Tensor& x)
+{
+    return tanh(x);
+}
+std::uint64_t Tanh::flops(const Shape& input) const
+{
+    return 4 * numel(input);
+}
 
-Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(gen.next_u64())
+Dropout::Dropout(double p, Generator& gen)
+  : p_(p)
+  , gen_(gen.next_u64())
 {
     if (!(p >= 0.0 && p < 1.0))
     {
@@ -279,8 +325,14 @@ Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(gen.next_u64())
     }
 }
 
-Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, is_training(), gen_); }
+Tensor Dropout::forward(const Tensor& x)
+{
+    return dropout(x, p_, is_training(), gen_);
+}
 
-std::string Dropout::repr() const { return detail::cat("Dropout(p=", p_, ")"); }
+std::string Dropout::repr() const
+{
+    return detail::cat("Dropout(p=", p_, ")");
+}
 
 } // namespace tapegrad::nn

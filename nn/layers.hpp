@@ -24,11 +24,11 @@ struct Conv2dOptions
 /// x [N, in, H, W] -> [N, out, Ho, Wo]. Parameters: weight [out, in/groups, kh, kw], bias [out].
 class Conv2d : public Module
 {
-public:
-    Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, const Conv2dOptions& options,
-           Generator& gen);
+  public:
+    Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size,
+           const Conv2dOptions& options, Generator& gen);
     Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, Generator& gen)
-        : Conv2d(in_channels, out_channels, kernel_size, {}, gen)
+      : Conv2d(in_channels, out_channels, kernel_size, {}, gen)
     {
     }
 
@@ -44,7 +44,7 @@ public:
     /// Undefined when built with bias = false.
     Tensor bias() const { return bias_; }
 
-private:
+  private:
     std::int64_t in_, out_;
     Size2 kernel_;
     Conv2dOptions options_;
@@ -55,7 +55,7 @@ private:
 /// x [N, in] -> [N, out] = x W^T + b. Parameters: weight [out, in], bias [out].
 class Linear : public Module
 {
-public:
+  public:
     Linear(std::int64_t in_features, std::int64_t out_features, Generator& gen, bool bias = true);
 
     Tensor forward(const Tensor& x) override;
@@ -68,7 +68,7 @@ public:
     Tensor weight() const { return weight_; }
     Tensor bias() const { return bias_; }
 
-private:
+  private:
     std::int64_t in_, out_;
     Tensor weight_;
     Tensor bias_;
@@ -77,13 +77,13 @@ private:
 /// Shared by the three pooling layers; no parameters.
 class Pool2dBase : public Module
 {
-public:
+  public:
     Shape output_shape(const Shape& input) const override;
     std::uint64_t flops(const Shape& input) const override;
     Window window() const override;
     std::string repr() const override;
 
-protected:
+  protected:
     explicit Pool2dBase(const Pool2dOptions& options);
     Pool2dOptions options_;
 };
@@ -91,27 +91,45 @@ protected:
 /// Max pooling; MaxPool2d(2) is a 2x2 window with stride 2.
 class MaxPool2d : public Pool2dBase
 {
-public:
-    explicit MaxPool2d(Size2 kernel) : Pool2dBase({.kernel = kernel}) {}
-    explicit MaxPool2d(const Pool2dOptions& options) : Pool2dBase(options) {}
+  public:
+    explicit MaxPool2d(Size2 kernel)
+      : Pool2dBase({.kernel = kernel})
+    {
+    }
+    explicit MaxPool2d(const Pool2dOptions& options)
+      : Pool2dBase(options)
+    {
+    }
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "MaxPool2d"; }
 };
 
 class AvgPool2d : public Pool2dBase
 {
-public:
-    explicit AvgPool2d(Size2 kernel) : Pool2dBase({.kernel = kernel}) {}
-    explicit AvgPool2d(const Pool2dOptions& options) : Pool2dBase(options) {}
+  public:
+    explicit AvgPool2d(Size2 kernel)
+      : Pool2dBase({.kernel = kernel})
+    {
+    }
+    explicit AvgPool2d(const Pool2dOptions& options)
+      : Pool2dBase(options)
+    {
+    }
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "AvgPool2d"; }
 };
 
 class MinPool2d : public Pool2dBase
 {
-public:
-    explicit MinPool2d(Size2 kernel) : Pool2dBase({.kernel = kernel}) {}
-    explicit MinPool2d(const Pool2dOptions& options) : Pool2dBase(options) {}
+  public:
+    explicit MinPool2d(Size2 kernel)
+      : Pool2dBase({.kernel = kernel})
+    {
+    }
+    explicit MinPool2d(const Pool2dOptions& options)
+      : Pool2dBase(options)
+    {
+    }
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "MinPool2d"; }
 };
@@ -119,21 +137,25 @@ public:
 /// [N, C, H, W] -> [N, C*H*W] (dimensions start_dim..end_dim merged).
 class Flatten : public Module
 {
-public:
-    explicit Flatten(std::ptrdiff_t start_dim = 1, std::ptrdiff_t end_dim = -1) : start_(start_dim), end_(end_dim) {}
+  public:
+    explicit Flatten(std::ptrdiff_t start_dim = 1, std::ptrdiff_t end_dim = -1)
+      : start_(start_dim)
+      , end_(end_dim)
+    {
+    }
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "Flatten"; }
     Shape output_shape(const Shape& input) const override;
     Window window() const override { return {.global = true}; }
 
-private:
+  private:
     std::ptrdiff_t start_, end_;
 };
 
 /// Pointwise activations.
 class ReLU : public Module
 {
-public:
+  public:
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "ReLU"; }
     Shape output_shape(const Shape& input) const override { return input; }
@@ -142,7 +164,7 @@ public:
 
 class Sigmoid : public Module
 {
-public:
+  public:
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "Sigmoid"; }
     Shape output_shape(const Shape& input) const override { return input; }
@@ -151,7 +173,7 @@ public:
 
 class Tanh : public Module
 {
-public:
+  public:
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "Tanh"; }
     Shape output_shape(const Shape& input) const override { return input; }
@@ -162,14 +184,14 @@ public:
 /// its own generator, seeded from `gen` at construction.
 class Dropout : public Module
 {
-public:
+  public:
     Dropout(double p, Generator& gen);
     Tensor forward(const Tensor& x) override;
     std::string type_name() const override { return "Dropout"; }
     std::string repr() const override;
     Shape output_shape(const Shape& input) const override { return input; }
 
-private:
+  private:
     double p_;
     Generator gen_;
 };

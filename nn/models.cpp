@@ -5,8 +5,9 @@ namespace tapegrad::nn::models
 
 Sequential fashion_cnn(Generator& gen, double dropout)
 {
-    Sequential m(Conv2d(1, 32, 3, {.padding = 1}, gen), ReLU(), MaxPool2d(2), Conv2d(32, 64, 3, {.padding = 1}, gen),
-                 ReLU(), MaxPool2d(2), Flatten(), Linear(64 * 7 * 7, 128, gen), ReLU());
+    Sequential m(Conv2d(1, 32, 3, {.padding = 1}, gen), ReLU(), MaxPool2d(2),
+                 Conv2d(32, 64, 3, {.padding = 1}, gen), ReLU(), MaxPool2d(2), Flatten(),
+                 Linear(64 * 7 * 7, 128, gen), ReLU());
     if (dropout > 0.0)
     {
         m.push_back(Dropout(dropout, gen));

@@ -3,7 +3,10 @@
 namespace tapegrad::nn
 {
 
-std::uint64_t Module::flops(const Shape&) const { return 0; }
+std::uint64_t Module::flops(const Shape&) const
+{
+    return 0;
+}
 
 Tensor& Module::register_parameter(std::string name, Tensor t)
 {

@@ -32,7 +32,7 @@ struct Window
 
 class Module
 {
-public:
+  public:
     virtual ~Module() = default;
 
     /// The layer's computation. Records on the tape like any op.
@@ -66,12 +66,12 @@ public:
     using Children = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
     const Children& children() const noexcept { return children_; }
 
-protected:
+  protected:
     /// Adds a parameter (made a leaf requiring grad) and returns the stored handle.
     Tensor& register_parameter(std::string name, Tensor t);
     void register_module(std::string name, std::shared_ptr<Module> m);
 
-private:
+  private:
     void collect(const std::string& prefix, NamedTensors& out) const;
 
     NamedTensors params_;
@@ -82,19 +82,18 @@ private:
 /// Runs its children in order: Sequential(Conv2d(...), ReLU(), ...).
 class Sequential : public Module
 {
-public:
+  public:
     Sequential() = default;
     template <class... Ms>
-        requires(sizeof...(Ms) > 0 && (std::is_base_of_v<Module, std::decay_t<Ms>> && ...))
-    explicit Sequential(Ms&&... modules)
+    requires(sizeof...(Ms) > 0 &&
+             (std::is_base_of_v<Module, std::decay_t<Ms>> && ...)) explicit Sequential(Ms&&... modules)
     {
         (push_back(std::forward<Ms>(modules)), ...);
     }
 
     /// Appends a copy (or move) of `m`; its name is its position.
     template <class M>
-        requires std::is_base_of_v<Module, std::decay_t<M>>
-    Sequential& push_back(M&& m)
+    requires std::is_base_of_v<Module, std::decay_t<M>> Sequential& push_back(M&& m)
     {
         return push_back(std::shared_ptr<Module>(std::make_shared<std::decay_t<M>>(std::forward<M>(m))));
     }

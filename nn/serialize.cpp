@@ -24,9 +24,9 @@ Metadata load(Module& model, const std::string& path)
     {
         if (expected.count(entry.name) == 0)
         {
-            throw IoError(detail::cat("tg::nn::load: ", path, ": tensor \"", entry.name, "\" of shape ",
-                                      shape_str(entry.shape),
-                                      " has no parameter of that name in the model (a different architecture?)"));
+            throw IoError(detail::cat(
+              "tg::nn::load: ", path, ": tensor \"", entry.name, "\" of shape ", shape_str(entry.shape),
+              " has no parameter of that name in the model (a different architecture?)"));
         }
     }
     std::vector<xt::xarray<float>> values;
@@ -36,7 +36,8 @@ Metadata load(Module& model, const std::string& path)
         const SafetensorsEntry* entry = file.find(name);
         if (entry == nullptr)
         {
-            throw IoError(detail::cat("tg::nn::load: ", path, ": tensor \"", name, "\" (shape ", shape_str(t.shape()),
+            throw IoError(detail::cat("tg::nn::load: ", path, ": tensor \"", name, "\" (shape ",
+                                      shape_str(t.shape()),
                                       ") is missing from the file (a different architecture?)"));
         }
         if (entry->shape != t.shape())

@@ -91,14 +91,15 @@ std::string ModelSummary::table() const
     std::ostringstream os;
     os << "input " << shape_str(input_shape) << "\n";
     os << std::left << std::setw(6) << "layer" << std::setw(44) << "type" << std::setw(20) << "output shape"
-       << std::right << std::setw(10) << "params" << std::setw(16) << "receptive field" << std::setw(12) << "FLOPs"
+       << std::right << std::setw(10) << "params" << std::setw(16) << "receptive field" << std::setw(12)
+       << "FLOPs"
        << "\n";
     for (const auto& l : layers)
     {
         std::string rf = l.global ? "whole input" : detail::cat(l.receptive_h, "x", l.receptive_w);
-        os << std::left << std::setw(6) << l.name << std::setw(44) << l.description.substr(0, 43) << std::setw(20)
-           << shape_str(l.output_shape) << std::right << std::setw(10) << l.parameters << std::setw(16) << rf
-           << std::setw(12) << human(l.flops) << "\n";
+        os << std::left << std::setw(6) << l.name << std::setw(44) << l.description.substr(0, 43)
+           << std::setw(20) << shape_str(l.output_shape) << std::right << std::setw(10) << l.parameters
+           << std::setw(16) << rf << std::setw(12) << human(l.flops) << "\n";
     }
     os << "total parameters: " << total_parameters << ", forward FLOPs: " << human(total_flops) << "\n";
     return os.str();
@@ -117,6 +118,9 @@ ModelSummary summary(const Module& model, const Shape& input_shape, std::ostream
     return out;
 }
 
-ModelSummary summary(const Module& model, const Shape& input_shape) { return summary(model, input_shape, &std::cout); }
+ModelSummary summary(const Module& model, const Shape& input_shape)
+{
+    return summary(model, input_shape, &std::cout);
+}
 
 } // namespace tapegrad::nn

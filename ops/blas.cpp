@@ -83,8 +83,8 @@ void warn_if_slow_kernels()
                        if (!core.empty())
                        {
                            std::cerr << "tapegrad: OpenBLAS chose its generic '" << core_name()
-                                     << "' kernels for this CPU; GEMMs run several times slower than with '" << core
-                                     << "'. Set OPENBLAS_CORETYPE=" << core
+                                     << "' kernels for this CPU; GEMMs run several times slower than with '"
+                                     << core << "'. Set OPENBLAS_CORETYPE=" << core
                                      << " in the environment (tapegrad's own programs do it themselves).\n";
                        }
                    });

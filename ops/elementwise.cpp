@@ -18,9 +18,11 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op)
         const std::size_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
         if (da != db && da != 1 && db != 1)
         {
-            throw ShapeError(detail::cat("tg::", op, ": shapes ", shape_str(a), " and ", shape_str(b),
-                                         " cannot be broadcast: aligned from the right, sizes must be equal or 1, "
-                                         "but dimension ", i, " of the result would need ", da, " and ", db));
+            throw ShapeError(
+              detail::cat("tg::", op, ": shapes ", shape_str(a), " and ", shape_str(b),
+                          " cannot be broadcast: aligned from the right, sizes must be equal or 1, "
+                          "but dimension ",
+                          i, " of the result would need ", da, " and ", db));
         }
         out[i] = da == 1 ? db : da;
     }
@@ -133,14 +135,15 @@ xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, c
     }
     const Strides sa = broadcast_strides(a.shape(), out_shape.size());
     const Strides sb = broadcast_strides(b.shape(), out_shape.size());
-    for_each_row(out_shape, sa, sb,
-                 [&](std::size_t oa, std::size_t ob, std::size_t oo, std::size_t len, std::size_t da, std::size_t db)
-                 {
-                     for (std::size_t j = 0; j < len; ++j)
-                     {
-                         o[oo + j] = f(pa[oa + j * da], pb[ob + j * db]);
-                     }
-                 });
+    for_each_row(
+      out_shape, sa, sb,
+      [&](std::size_t oa, std::size_t ob, std::size_t oo, std::size_t len, std::size_t da, std::size_t db)
+      {
+          for (std::size_t j = 0; j < len; ++j)
+          {
+              o[oo + j] = f(pa[oa + j * da], pb[ob + j * db]);
+          }
+      });
     return out;
 }
 
@@ -191,26 +194,27 @@ xt::xarray<T> detail::sum_to(xt::xarray<T>&& g, const typename xt::xarray<T>::sh
     const T* pg = g.data();
     const Strides so = broadcast_strides(shape, g.dimension());
     const Strides unit = broadcast_strides(g.shape(), g.dimension());
-    for_each_row(g.shape(), so, unit,
-                 [&](std::size_t oo, std::size_t og, std::size_t, std::size_t len, std::size_t d, std::size_t dg)
-                 {
-                     if (d == 0)
-                     {
-                         T acc = 0;
-                         for (std::size_t j = 0; j < len; ++j)
-                         {
-                             acc += pg[og + j * dg];
-                         }
-                         o[oo] += acc;
-                     }
-                     else
-                     {
-                         for (std::size_t j = 0; j < len; ++j)
-                         {
-                             o[oo + j] += pg[og + j * dg];
-                         }
-                     }
-                 });
+    for_each_row(
+      g.shape(), so, unit,
+      [&](std::size_t oo, std::size_t og, std::size_t, std::size_t len, std::size_t d, std::size_t dg)
+      {
+          if (d == 0)
+          {
+              T acc = 0;
+              for (std::size_t j = 0; j < len; ++j)
+              {
+                  acc += pg[og + j * dg];
+              }
+              o[oo] += acc;
+          }
+          else
+          {
+              for (std::size_t j = 0; j < len; ++j)
+              {
+                  o[oo + j] += pg[og + j * dg];
+              }
+          }
+      });
     return out;
 }
 
@@ -247,20 +251,20 @@ BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b)
 {
     const auto& va = a.value();
     const auto& vb = b.value();
-    return record<T>("sub", broadcast_binary(va, vb, result_shape(va, vb, "sub"), std::minus<T>()), {a, b},
-                     Saves::nothing(),
-                     [](BackwardContext<T>& ctx)
-                     {
-                         // d(a-b)/da = 1, d(a-b)/db = -1
-                         if (ctx.needs_grad(1))
-                         {
-                             ctx.accumulate(1, sum_to(map(ctx.grad_output(), std::negate<T>()), ctx.input_shape(1)));
-                         }
-                         if (ctx.needs_grad(0))
-                         {
-                             ctx.accumulate(0, sum_to(ctx.take_grad_output(), ctx.input_shape(0)));
-                         }
-                     });
+    return record<T>(
+      "sub", broadcast_binary(va, vb, result_shape(va, vb, "sub"), std::minus<T>()), {a, b}, Saves::nothing(),
+      [](BackwardContext<T>& ctx)
+      {
+          // d(a-b)/da = 1, d(a-b)/db = -1
+          if (ctx.needs_grad(1))
+          {
+              ctx.accumulate(1, sum_to(map(ctx.grad_output(), std::negate<T>()), ctx.input_shape(1)));
+          }
+          if (ctx.needs_grad(0))
+          {
+              ctx.accumulate(0, sum_to(ctx.take_grad_output(), ctx.input_shape(0)));
+          }
+      });
 }
 
 template <class T>
@@ -268,25 +272,26 @@ BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b)
 {
     const auto& va = a.value();
     const auto& vb = b.value();
-    return record<T>("mul", broadcast_binary(va, vb, result_shape(va, vb, "mul"), std::multiplies<T>()), {a, b},
-                     Saves::inputs({0, 1}),
-                     [](BackwardContext<T>& ctx)
-                     {
-                         const auto& g = ctx.grad_output();
-                         const Dims& gs = g.shape();
-                         // d(a*b)/da = b
-                         if (ctx.needs_grad(0))
-                         {
-                             ctx.accumulate(0, sum_to(broadcast_binary(g, ctx.input(1), gs, std::multiplies<T>()),
-                                                      ctx.input_shape(0)));
-                         }
-                         // d(a*b)/db = a
-                         if (ctx.needs_grad(1))
-                         {
-                             ctx.accumulate(1, sum_to(broadcast_binary(g, ctx.input(0), gs, std::multiplies<T>()),
-                                                      ctx.input_shape(1)));
-                         }
-                     });
+    return record<T>(
+      "mul", broadcast_binary(va, vb, result_shape(va, vb, "mul"), std::multiplies<T>()), {a, b},
+      Saves::inputs({0, 1}),
+      [](BackwardContext<T>& ctx)
+      {
+          const auto& g = ctx.grad_output();
+          const Dims& gs = g.shape();
+          // d(a*b)/da = b
+          if (ctx.needs_grad(0))
+          {
+              ctx.accumulate(
+                0, sum_to(broadcast_binary(g, ctx.input(1), gs, std::multiplies<T>()), ctx.input_shape(0)));
+          }
+          // d(a*b)/db = a
+          if (ctx.needs_grad(1))
+          {
+              ctx.accumulate(
+                1, sum_to(broadcast_binary(g, ctx.input(0), gs, std::multiplies<T>()), ctx.input_shape(1)));
+          }
+      });
 }
 
 template <class T>
@@ -294,28 +299,29 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b)
 {
     const auto& va = a.value();
     const auto& vb = b.value();
-    return record<T>("div", broadcast_binary(va, vb, result_shape(va, vb, "div"), std::divides<T>()), {a, b},
-                     Saves::inputs({1}).and_output(),
-                     [](BackwardContext<T>& ctx)
-                     {
-                         const auto& g = ctx.grad_output();
-                         const Dims& gs = g.shape();
-                         // d(a/b)/db = -a/b^2 = -(a/b)/b
-                         if (ctx.needs_grad(1))
-                         {
-                             const auto& q = ctx.output();
-                             auto gq = broadcast_binary(g, q, gs, std::multiplies<T>());
-                             ctx.accumulate(1, sum_to(broadcast_binary(gq, ctx.input(1), gs,
-                                                                       [](T x, T y) { return -x / y; }),
-                                                      ctx.input_shape(1)));
-                         }
-                         // d(a/b)/da = 1/b
-                         if (ctx.needs_grad(0))
-                         {
-                             ctx.accumulate(0, sum_to(broadcast_binary(g, ctx.input(1), gs, std::divides<T>()),
-                                                      ctx.input_shape(0)));
-                         }
-                     });
+    return record<T>(
+      "div", broadcast_binary(va, vb, result_shape(va, vb, "div"), std::divides<T>()), {a, b},
+      Saves::inputs({1}).and_output(),
+      [](BackwardContext<T>& ctx)
+      {
+          const auto& g = ctx.grad_output();
+          const Dims& gs = g.shape();
+          // d(a/b)/db = -a/b^2 = -(a/b)/b
+          if (ctx.needs_grad(1))
+          {
+              const auto& q = ctx.output();
+              auto gq = broadcast_binary(g, q, gs, std::multiplies<T>());
+              ctx.accumulate(1,
+                             sum_to(broadcast_binary(gq, ctx.input(1), gs, [](T x, T y) { return -x / y; }),
+                                    ctx.input_shape(1)));
+          }
+          // d(a/b)/da = 1/b
+          if (ctx.needs_grad(0))
+          {
+              ctx.accumulate(
+                0, sum_to(broadcast_binary(g, ctx.input(1), gs, std::divides<T>()), ctx.input_shape(0)));
+          }
+      });
 }
 
 template <class T>
@@ -354,27 +360,27 @@ BasicTensor<T> mul_scalar(const BasicTensor<T>& a, T s)
 template <class T>
 BasicTensor<T> rdiv_scalar(T s, const BasicTensor<T>& a)
 {
-    return record<T>("rdiv_scalar", map(a.value(), [s](T x) { return s / x; }), {a}, Saves::inputs({0}).and_output(),
-                     [](BackwardContext<T>& ctx)
-                     {
-                         // d(s/a)/da = -s/a^2 = -(s/a)/a
-                         ctx.accumulate(0, broadcast_binary(broadcast_binary(ctx.grad_output(), ctx.output(),
-                                                                             shape_of(ctx.output()),
-                                                                             std::multiplies<T>()),
-                                                            ctx.input(0), shape_of(ctx.output()),
-                                                            [](T x, T y) { return -x / y; }));
-                     });
+    return record<T>(
+      "rdiv_scalar", map(a.value(), [s](T x) { return s / x; }), {a}, Saves::inputs({0}).and_output(),
+      [](BackwardContext<T>& ctx)
+      {
+          // d(s/a)/da = -s/a^2 = -(s/a)/a
+          ctx.accumulate(0, broadcast_binary(broadcast_binary(ctx.grad_output(), ctx.output(),
+                                                              shape_of(ctx.output()), std::multiplies<T>()),
+                                             ctx.input(0), shape_of(ctx.output()),
+                                             [](T x, T y) { return -x / y; }));
+      });
 }
 
-#define TAPEGRAD_INSTANTIATE(T)                                                                                    \
-    template xt::xarray<T> detail::sum_to<T>(xt::xarray<T>&&, const typename xt::xarray<T>::shape_type&);          \
-    template BasicTensor<T> add<T>(const BasicTensor<T>&, const BasicTensor<T>&);                                  \
-    template BasicTensor<T> sub<T>(const BasicTensor<T>&, const BasicTensor<T>&);                                  \
-    template BasicTensor<T> mul<T>(const BasicTensor<T>&, const BasicTensor<T>&);                                  \
-    template BasicTensor<T> div<T>(const BasicTensor<T>&, const BasicTensor<T>&);                                  \
-    template BasicTensor<T> neg<T>(const BasicTensor<T>&);                                                         \
-    template BasicTensor<T> add_scalar<T>(const BasicTensor<T>&, T);                                               \
-    template BasicTensor<T> mul_scalar<T>(const BasicTensor<T>&, T);                                               \
+#define TAPEGRAD_INSTANTIATE(T)                                                                              \
+    template xt::xarray<T> detail::sum_to<T>(xt::xarray<T>&&, const typename xt::xarray<T>::shape_type&);    \
+    template BasicTensor<T> add<T>(const BasicTensor<T>&, const BasicTensor<T>&);                            \
+    template BasicTensor<T> sub<T>(const BasicTensor<T>&, const BasicTensor<T>&);                            \
+    template BasicTensor<T> mul<T>(const BasicTensor<T>&, const BasicTensor<T>&);                            \
+    template BasicTensor<T> div<T>(const BasicTensor<T>&, const BasicTensor<T>&);                            \
+    template BasicTensor<T> neg<T>(const BasicTensor<T>&);                                                   \
+    template BasicTensor<T> add_scalar<T>(const BasicTensor<T>&, T);                                         \
+    template BasicTensor<T> mul_scalar<T>(const BasicTensor<T>&, T);                                         \
     template BasicTensor<T> rdiv_scalar<T>(T, const BasicTensor<T>&);
 
 TAPEGRAD_INSTANTIATE(float)

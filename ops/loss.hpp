@@ -32,12 +32,15 @@ BasicTensor<T> binary_cross_entropy_with_logits(const BasicTensor<T>& z, const B
                                                 Reduction reduction = Reduction::mean);
 /// logits [N, C], labels N class indices in [0, C): nll_loss(log_softmax(logits, 1), labels), fused.
 template <class T>
-BasicTensor<T> cross_entropy(const BasicTensor<T>& logits, const Labels& labels, Reduction reduction = Reduction::mean);
+BasicTensor<T> cross_entropy(const BasicTensor<T>& logits, const Labels& labels,
+                             Reduction reduction = Reduction::mean);
 /// logp [N, C] log-probabilities: -logp[n, labels[n]].
 template <class T>
-BasicTensor<T> nll_loss(const BasicTensor<T>& logp, const Labels& labels, Reduction reduction = Reduction::mean);
+BasicTensor<T> nll_loss(const BasicTensor<T>& logp, const Labels& labels,
+                        Reduction reduction = Reduction::mean);
 /// (a - b)^2, same shapes.
 template <class T>
-BasicTensor<T> mse_loss(const BasicTensor<T>& a, const BasicTensor<T>& b, Reduction reduction = Reduction::mean);
+BasicTensor<T> mse_loss(const BasicTensor<T>& a, const BasicTensor<T>& b,
+                        Reduction reduction = Reduction::mean);
 
 } // namespace tapegrad

@@ -1,6 +1,6 @@
 #include <tapegrad/autograd/tape.hpp>
-#include <tapegrad/ops/elementwise.hpp>
 #include <tapegrad/ops/blas.hpp>
+#include <tapegrad/ops/elementwise.hpp>
 #include <tapegrad/ops/matmul.hpp>
 
 #include <cblas.h>

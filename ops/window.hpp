@@ -21,8 +21,18 @@ struct Size2
     bool given = false;
 
     constexpr Size2() = default;
-    constexpr Size2(std::int64_t v) : h(v), w(v), given(true) {}
-    constexpr Size2(std::int64_t h_, std::int64_t w_) : h(h_), w(w_), given(true) {}
+    constexpr Size2(std::int64_t v)
+      : h(v)
+      , w(v)
+      , given(true)
+    {
+    }
+    constexpr Size2(std::int64_t h_, std::int64_t w_)
+      : h(h_)
+      , w(w_)
+      , given(true)
+    {
+    }
     constexpr bool operator==(const Size2& o) const { return h == o.h && w == o.w; }
 };
 
@@ -34,7 +44,7 @@ std::int64_t conv2d_output_size(std::int64_t in, std::int64_t kernel, std::int64
 
 /// Output length of a pooling window along one axis, with PyTorch's ceil_mode rule. Also requires
 /// padding <= kernel / 2 (as PyTorch does). Throws as conv2d_output_size does.
-std::int64_t pool2d_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t padding = 0,
-                                std::int64_t dilation = 1, bool ceil_mode = false);
+std::int64_t pool2d_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride,
+                                std::int64_t padding = 0, std::int64_t dilation = 1, bool ceil_mode = false);
 
 } // namespace tapegrad

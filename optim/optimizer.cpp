@@ -28,7 +28,9 @@ std::vector<Tensor> zeros_like_all(const std::vector<Tensor>& params)
 }
 } // namespace
 
-Optimizer::Optimizer(std::vector<Tensor> params, double lr) : params_(std::move(params)), lr_(lr)
+Optimizer::Optimizer(std::vector<Tensor> params, double lr)
+  : params_(std::move(params))
+  , lr_(lr)
 {
     require_non_negative("Optimizer", "lr", lr);
     for (std::size_t i = 0; i < params_.size(); ++i)
@@ -78,7 +80,8 @@ void Optimizer::load_state_dict(const StateDict& state)
     }
     if (state.size() != expected || state.empty() || state[0].first != "steps")
     {
-        throw ValueError(detail::cat("optim: state has ", state.size(), " entries, this optimiser expects ", expected));
+        throw ValueError(
+          detail::cat("optim: state has ", state.size(), " entries, this optimiser expects ", expected));
     }
     std::size_t k = 1;
     for (const auto& [name, buffers] : buffers_)
@@ -106,7 +109,8 @@ void Optimizer::load_state_dict(const StateDict& state)
 }
 
 SGD::SGD(std::vector<Tensor> params, const SGDOptions& options)
-    : Optimizer(std::move(params), options.lr), options_(options)
+  : Optimizer(std::move(params), options.lr)
+  , options_(options)
 {
     require_non_negative("SGD", "momentum", options.momentum);
     require_non_negative("SGD", "weight_decay", options.weight_decay);
@@ -166,10 +170,15 @@ void SGD::load_state_dict(const StateDict& state)
     started_.assign(params_.size(), steps_ > 0);
 }
 
-Adam::Adam(std::vector<Tensor> params, const AdamOptions& options) : Adam(std::move(params), options, false) {}
+Adam::Adam(std::vector<Tensor> params, const AdamOptions& options)
+  : Adam(std::move(params), options, false)
+{
+}
 
 Adam::Adam(std::vector<Tensor> params, const AdamOptions& options, bool decoupled)
-    : Optimizer(std::move(params), options.lr), options_(options), decoupled_(decoupled)
+  : Optimizer(std::move(params), options.lr)
+  , options_(options)
+  , decoupled_(decoupled)
 {
     if (!(options.beta1 >= 0.0 && options.beta1 < 1.0 && options.beta2 >= 0.0 && options.beta2 < 1.0))
     {
@@ -225,6 +234,9 @@ void Adam::step()
     }
 }
 
-AdamW::AdamW(std::vector<Tensor> params, AdamOptions options) : Adam(std::move(params), options, true) {}
+AdamW::AdamW(std::vector<Tensor> params, AdamOptions options)
+  : Adam(std::move(params), options, true)
+{
+}
 
 } // namespace tapegrad::optim

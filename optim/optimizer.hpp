@@ -18,7 +18,7 @@ using StateDict = std::vector<std::pair<std::string, Tensor>>;
 
 class Optimizer
 {
-public:
+  public:
     Optimizer(std::vector<Tensor> params, double lr);
     virtual ~Optimizer() = default;
 
@@ -38,7 +38,7 @@ public:
     /// leaves the optimiser unchanged.
     virtual void load_state_dict(const StateDict& state);
 
-protected:
+  protected:
     /// Per-parameter buffers, registered by subclasses under a name ("momentum_buffer", ...).
     std::vector<std::pair<std::string, std::vector<Tensor>*>> buffers_;
     std::vector<Tensor> params_;
@@ -59,13 +59,13 @@ struct SGDOptions
 /// update = nesterov ? g + momentum*b : b; p -= lr*update.
 class SGD : public Optimizer
 {
-public:
+  public:
     SGD(std::vector<Tensor> params, const SGDOptions& options);
     void step() override;
     void load_state_dict(const StateDict& state) override;
     const SGDOptions& options() const noexcept { return options_; }
 
-private:
+  private:
     SGDOptions options_;
     std::vector<Tensor> momentum_;
     /// Whether each momentum buffer holds a value yet (it starts as the first gradient).
@@ -85,14 +85,14 @@ struct AdamOptions
 /// m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 class Adam : public Optimizer
 {
-public:
+  public:
     Adam(std::vector<Tensor> params, const AdamOptions& options);
     void step() override;
 
-protected:
+  protected:
     Adam(std::vector<Tensor> params, const AdamOptions& options, bool decoupled);
 
-private:
+  private:
     AdamOptions options_;
     bool decoupled_;
     std::vector<Tensor> m_, v_;
@@ -101,7 +101,7 @@ private:
 /// Adam with decoupled weight decay (default 0.01), as torch.optim.AdamW.
 class AdamW : public Adam
 {
-public:
+  public:
     AdamW(std::vector<Tensor> params, AdamOptions options = {.weight_decay = 1e-2});
 };
 

@@ -69,7 +69,8 @@ TEST_CASE("gradcheck: catches a deliberately wrong VJP and names input, element 
     REQUIRE(f.analytic == Approx(f.numeric / 2.0));
     const auto text = r.summary();
     REQUIRE_THAT(text, Catch::Contains("FAILED") && Catch::Contains("input 0 element [0, 0]") &&
-                           Catch::Contains("analytic") && Catch::Contains("numeric") && Catch::Contains("rel error"));
+                         Catch::Contains("analytic") && Catch::Contains("numeric") &&
+                         Catch::Contains("rel error"));
 }
 
 TEST_CASE("gradcheck: the random output weighting catches a permuted gradient", "[gradcheck]")
@@ -99,14 +100,14 @@ TEST_CASE("gradcheck: a wrong VJP at a kink is still a failure", "[gradcheck]")
     // At 0, |x| has one-sided slopes -1 and 1; an analytic value of 5 lies outside them.
     auto x = tg::Tensor64(xt::xarray<double>{0.0}, true);
     auto r = tg::gradcheck(
-        [](const std::vector<tg::Tensor64>& in)
-        {
-            xt::xarray<double> y = xt::abs(in[0].value());
-            return tg::record<double>("abs_wrong", std::move(y), {in[0]}, tg::Saves::nothing(),
-                                      [](tg::BackwardContext<double>& ctx)
-                                      { ctx.accumulate(0, xt::xarray<double>(5.0 * ctx.grad_output())); });
-        },
-        {x});
+      [](const std::vector<tg::Tensor64>& in)
+      {
+          xt::xarray<double> y = xt::abs(in[0].value());
+          return tg::record<double>("abs_wrong", std::move(y), {in[0]}, tg::Saves::nothing(),
+                                    [](tg::BackwardContext<double>& ctx)
+                                    { ctx.accumulate(0, xt::xarray<double>(5.0 * ctx.grad_output())); });
+      },
+      {x});
     REQUIRE_FALSE(r.ok);
 }
 

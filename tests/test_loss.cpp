@@ -486,7 +486,8 @@ TEST_CASE("cross_entropy and nll_loss: bad labels and shapes throw, naming op, l
     REQUIRE_THROWS_AS(tg::nll_loss(tg::zeros64({1, 2, 3}), {0}), tg::ShapeError);
 }
 
-TEST_CASE("cross_entropy and nll_loss: an empty batch gives an empty per-sample loss and a NaN mean", "[loss]")
+TEST_CASE("cross_entropy and nll_loss: an empty batch gives an empty per-sample loss and a NaN mean",
+          "[loss]")
 {
     auto x = tg::zeros64({0, 3}, true);
     auto none = tg::cross_entropy(x, {}, tg::Reduction::none);

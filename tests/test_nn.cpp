@@ -9,18 +9,18 @@ namespace tg = tapegrad;
 TEST_CASE("nn: Sequential names parameters like PyTorch's state_dict", "[nn]")
 {
     tg::Generator gen(42);
-    tg::nn::Sequential model(tg::nn::Conv2d(1, 32, 3, {.padding = 1}, gen), tg::nn::ReLU(), tg::nn::MaxPool2d(2),
-                             tg::nn::Conv2d(32, 64, 3, {.padding = 1}, gen), tg::nn::ReLU(), tg::nn::MaxPool2d(2),
-                             tg::nn::Flatten(), tg::nn::Linear(64 * 7 * 7, 128, gen), tg::nn::ReLU(),
-                             tg::nn::Linear(128, 10, gen));
+    tg::nn::Sequential model(
+      tg::nn::Conv2d(1, 32, 3, {.padding = 1}, gen), tg::nn::ReLU(), tg::nn::MaxPool2d(2),
+      tg::nn::Conv2d(32, 64, 3, {.padding = 1}, gen), tg::nn::ReLU(), tg::nn::MaxPool2d(2), tg::nn::Flatten(),
+      tg::nn::Linear(64 * 7 * 7, 128, gen), tg::nn::ReLU(), tg::nn::Linear(128, 10, gen));
     const auto named = model.named_parameters();
     std::vector<std::string> names;
     for (const auto& [name, t] : named)
     {
         names.push_back(name);
     }
-    REQUIRE(names == std::vector<std::string>{"0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias",
-                                              "9.weight", "9.bias"});
+    REQUIRE(names == std::vector<std::string>{"0.weight", "0.bias", "3.weight", "3.bias", "7.weight",
+                                              "7.bias", "9.weight", "9.bias"});
     REQUIRE(named[0].second.shape() == tg::Shape{32, 1, 3, 3});
     REQUIRE(named[4].second.shape() == tg::Shape{128, 3136});
     REQUIRE(model.parameter_count() == 32 * 9 + 32 + 64 * 32 * 9 + 64 + 3136 * 128 + 128 + 1280 + 10);
@@ -69,9 +69,11 @@ TEST_CASE("nn::init: kaiming and xavier variants have the documented spread", "[
         }
         return std::sqrt(s / static_cast<double>(w.numel()));
     };
-    tg::nn::init::kaiming_normal_(w, gen, 0.0, tg::nn::init::FanMode::fan_in, tg::nn::init::Nonlinearity::relu);
+    tg::nn::init::kaiming_normal_(w, gen, 0.0, tg::nn::init::FanMode::fan_in,
+                                  tg::nn::init::Nonlinearity::relu);
     REQUIRE(spread() == Approx(std::sqrt(2.0 / fan_in)).epsilon(0.05));
-    tg::nn::init::kaiming_uniform_(w, gen, 0.0, tg::nn::init::FanMode::fan_out, tg::nn::init::Nonlinearity::relu);
+    tg::nn::init::kaiming_uniform_(w, gen, 0.0, tg::nn::init::FanMode::fan_out,
+                                   tg::nn::init::Nonlinearity::relu);
     REQUIRE(spread() == Approx(std::sqrt(2.0 / fan_out)).epsilon(0.05));
     tg::nn::init::xavier_uniform_(w, gen);
     REQUIRE(spread() == Approx(std::sqrt(2.0 / (fan_in + fan_out))).epsilon(0.05));
@@ -84,7 +86,8 @@ TEST_CASE("nn::init: kaiming and xavier variants have the documented spread", "[
 TEST_CASE("nn: random init breaks the symmetry that equal filters never leave (seed 004)", "[nn][init]")
 {
     tg::Generator gen(5);
-    tg::nn::Sequential model(tg::nn::Conv2d(1, 2, 3, gen), tg::nn::ReLU(), tg::nn::Flatten(), tg::nn::Linear(8, 1, gen));
+    tg::nn::Sequential model(tg::nn::Conv2d(1, 2, 3, gen), tg::nn::ReLU(), tg::nn::Flatten(),
+                             tg::nn::Linear(8, 1, gen));
     auto& conv = dynamic_cast<tg::nn::Conv2d&>(model[0]);
     auto filter = [&](std::size_t k)
     {
@@ -156,10 +159,12 @@ TEST_CASE("nn::summary: the lecture net has 15 parameters; receptive fields and 
     REQUIRE_THAT(os.str(), Catch::Contains("total parameters: 15") && Catch::Contains("whole input"));
 }
 
-TEST_CASE("nn::summary: receptive field grows by K-1 per stride-1 layer and by the jump after strides", "[nn][summary]")
+TEST_CASE("nn::summary: receptive field grows by K-1 per stride-1 layer and by the jump after strides",
+          "[nn][summary]")
 {
     tg::Generator gen(2);
-    tg::nn::Sequential stack(tg::nn::Conv2d(1, 1, 3, gen), tg::nn::Conv2d(1, 1, 3, gen), tg::nn::Conv2d(1, 1, 3, gen));
+    tg::nn::Sequential stack(tg::nn::Conv2d(1, 1, 3, gen), tg::nn::Conv2d(1, 1, 3, gen),
+                             tg::nn::Conv2d(1, 1, 3, gen));
     const auto s = tg::nn::summary(stack, {1, 1, 16, 16}, nullptr);
     REQUIRE(s.layers[2].receptive_h == 1 + 3 * (3 - 1)); // 1 + L(K-1), seed 004
     tg::nn::Sequential strided(tg::nn::Conv2d(1, 1, 3, {.stride = 2}, gen), tg::nn::Conv2d(1, 1, 3, gen));
@@ -174,8 +179,8 @@ TEST_CASE("nn::summary: receptive field grows by K-1 per stride-1 layer and by t
 TEST_CASE("nn: a small CNN overfits one batch to near-zero loss", "[nn][train]")
 {
     tg::Generator gen(11);
-    tg::nn::Sequential model(tg::nn::Conv2d(1, 8, 3, {.padding = 1}, gen), tg::nn::ReLU(), tg::nn::MaxPool2d(2),
-                             tg::nn::Flatten(), tg::nn::Linear(8 * 4 * 4, 4, gen));
+    tg::nn::Sequential model(tg::nn::Conv2d(1, 8, 3, {.padding = 1}, gen), tg::nn::ReLU(),
+                             tg::nn::MaxPool2d(2), tg::nn::Flatten(), tg::nn::Linear(8 * 4 * 4, 4, gen));
     auto x = tg::randn({8, 1, 8, 8}, gen);
     const tg::Labels y{0, 1, 2, 3, 0, 1, 2, 3};
     tg::optim::Adam adam(model.parameters(), {.lr = 0.01});

@@ -39,7 +39,8 @@ bool bit_equal(const xt::xarray<float>& a, const xt::xarray<float>& b)
 }
 } // namespace
 
-TEST_CASE("serialize: a checkpoint round-trips bit-exactly with state_dict names and metadata", "[nn][serialize]")
+TEST_CASE("serialize: a checkpoint round-trips bit-exactly with state_dict names and metadata",
+          "[nn][serialize]")
 {
     TempDir dir;
     tg::Generator g1(1), g2(2);
@@ -109,18 +110,20 @@ TEST_CASE("serialize: corrupt, truncated or mismatched checkpoints are rejected 
 
     // A different architecture: shape mismatch names the tensor.
     tg::Generator g2(6);
-    tg::nn::Sequential other(tg::nn::Conv2d(1, 2, 3, g2), tg::nn::ReLU(), tg::nn::MaxPool2d(2), tg::nn::Flatten(),
-                             tg::nn::Linear(8, 1, g2));
+    tg::nn::Sequential other(tg::nn::Conv2d(1, 2, 3, g2), tg::nn::ReLU(), tg::nn::MaxPool2d(2),
+                             tg::nn::Flatten(), tg::nn::Linear(8, 1, g2));
     const auto wrong = (dir.path / "wrong.safetensors").string();
     tg::nn::save(other, wrong);
-    REQUIRE_THROWS_WITH(tg::nn::load(model, wrong), Catch::Contains("wrong.safetensors") && Catch::Contains("0.weight"));
+    REQUIRE_THROWS_WITH(tg::nn::load(model, wrong),
+                        Catch::Contains("wrong.safetensors") && Catch::Contains("0.weight"));
     REQUIRE(unchanged());
 
     // Missing and unknown tensors.
     tg::nn::Sequential fewer(tg::nn::Conv2d(1, 1, 3, g2));
     const auto partial = (dir.path / "partial.safetensors").string();
     tg::nn::save(fewer, partial);
-    REQUIRE_THROWS_WITH(tg::nn::load(model, partial), Catch::Contains("4.weight") && Catch::Contains("missing"));
+    REQUIRE_THROWS_WITH(tg::nn::load(model, partial),
+                        Catch::Contains("4.weight") && Catch::Contains("missing"));
     REQUIRE_THROWS_WITH(tg::nn::load(fewer, good), Catch::Contains("4.weight"));
     REQUIRE(unchanged());
     REQUIRE_THROWS_AS(tg::nn::load(model, (dir.path / "absent.safetensors").string()), tg::IoError);

@@ -8,7 +8,10 @@ namespace tg = tapegrad;
 
 namespace
 {
-tg::Tensor64 scalar(double v, bool rg = true) { return tg::Tensor64(xt::xarray<double>{v}, rg); }
+tg::Tensor64 scalar(double v, bool rg = true)
+{
+    return tg::Tensor64(xt::xarray<double>{v}, rg);
+}
 } // namespace
 
 TEST_CASE("tape: fan-out accumulates into a leaf used twice", "[tape]")
@@ -194,14 +197,14 @@ TEST_CASE("tape: recording is thread-local", "[tape]")
     std::size_t worker_size = 0;
     double worker_grad = 0.0;
     std::thread worker(
-        [&]
-        {
-            auto xw = scalar(4.0);
-            auto y = xw * xw;
-            worker_size = tg::current_tape().size();
-            y.backward();
-            worker_grad = xw.grad().item();
-        });
+      [&]
+      {
+          auto xw = scalar(4.0);
+          auto y = xw * xw;
+          worker_size = tg::current_tape().size();
+          y.backward();
+          worker_grad = xw.grad().item();
+      });
     worker.join();
     REQUIRE(worker_size == 1);
     REQUIRE(worker_grad == Approx(8.0));
@@ -295,7 +298,7 @@ TEST_CASE("tensor: factories, accessors and printing", "[tensor]")
     std::ostringstream os;
     os << tg::Tensor(xt::xarray<float>{1.f, 2.f}, true);
     REQUIRE_THAT(os.str(), Catch::Contains("shape=[2]") && Catch::Contains("float32") &&
-                               Catch::Contains("requires_grad=true"));
+                             Catch::Contains("requires_grad=true"));
     tg::Tensor undefined;
     REQUIRE_FALSE(undefined.defined());
     REQUIRE_THROWS_AS(undefined.value(), tg::Error);

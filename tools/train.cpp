@@ -50,34 +50,41 @@ int main(int argc, char** argv)
     tg::train::Config config;
     CLI::App app{"tapegrad-train: train a CNN on Fashion-MNIST with tapegrad"};
     app.add_option("--data-dir", config.data_dir, "folder with the four Fashion-MNIST *-ubyte.gz files")
-        ->capture_default_str();
-    app.add_option("--model", config.model, "cnn (2 conv + pooling) or lecture (the seed-002 net on 6x6 crops)")
-        ->check(CLI::IsMember({"cnn", "lecture"}))
-        ->capture_default_str();
-    app.add_option("-e,--epochs", config.epochs, "number of epochs")->check(CLI::PositiveNumber)->capture_default_str();
+      ->capture_default_str();
+    app
+      .add_option("--model", config.model,
+                  "cnn (2 conv + pooling) or lecture (the seed-002 net on 6x6 crops)")
+      ->check(CLI::IsMember({"cnn", "lecture"}))
+      ->capture_default_str();
+    app.add_option("-e,--epochs", config.epochs, "number of epochs")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
     app.add_option("-b,--batch-size", config.batch_size, "mini-batch size")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
     app.add_option("--optimizer", config.optimizer, "sgd, adam or adamw")
-        ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
-        ->capture_default_str();
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
+      ->capture_default_str();
     app.add_option("--lr", config.lr, "learning rate (default: 0.01 for sgd, 0.001 for adam/adamw)");
     app.add_option("--momentum", config.momentum, "SGD momentum")->capture_default_str();
     app.add_option("--weight-decay", config.weight_decay, "weight decay")->capture_default_str();
     app.add_option("--schedule", config.schedule, "learning-rate schedule: none, step or cosine")
-        ->check(CLI::IsMember({"none", "step", "cosine"}))
-        ->capture_default_str();
+      ->check(CLI::IsMember({"none", "step", "cosine"}))
+      ->capture_default_str();
     app.add_option("--dropout", config.dropout, "dropout before the last layer of the CNN (0 = none)")
-        ->check(CLI::Range(0.0, 0.99))
-        ->capture_default_str();
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
     app.add_option("--seed", config.seed, "seed for initialisation and shuffling")->capture_default_str();
     app.add_option("-t,--threads", config.threads, "OpenMP threads (0 = all cores)")->capture_default_str();
-    app.add_option("--folds", config.folds, "k-fold cross-validation on the training set instead of the test run")
-        ->check(CLI::Range(2, 100));
+    app
+      .add_option("--folds", config.folds,
+                  "k-fold cross-validation on the training set instead of the test run")
+      ->check(CLI::Range(2, 100));
     app.add_option("--limit", config.limit, "train on the first N training images only (0 = all)");
     app.add_option("--checkpoint", config.checkpoint, "checkpoint written after each epoch (safetensors)")
-        ->capture_default_str();
-    app.add_option("--metrics", config.metrics, "metrics file, one JSON line per epoch")->capture_default_str();
+      ->capture_default_str();
+    app.add_option("--metrics", config.metrics, "metrics file, one JSON line per epoch")
+      ->capture_default_str();
     app.add_option("--resume", config.resume, "continue from a checkpoint written by an earlier run");
     app.add_flag("-q,--quiet", config.quiet, "no progress bar or per-epoch lines");
     CLI11_PARSE(app, argc, argv);
@@ -97,8 +104,8 @@ int main(int argc, char** argv)
         tg::Generator gen(config.seed);
         auto model = tg::train::make_model(config, gen);
         std::cout << "tapegrad-train: " << config.model << " on " << data.train.size() << " training images, "
-                  << data.test.size() << " test images, " << omp_get_max_threads() << " threads, seed " << config.seed
-                  << "\n";
+                  << data.test.size() << " test images, " << omp_get_max_threads() << " threads, seed "
+                  << config.seed << "\n";
         const tg::Shape input = config.model == "lecture" ? tg::Shape{1, 1, 6, 6} : tg::Shape{1, 1, 28, 28};
         if (!config.quiet)
         {
@@ -108,9 +115,9 @@ int main(int argc, char** argv)
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (!results.empty())
         {
-            std::cout << "final test accuracy " << results.back().accuracy << " after " << results.back().epoch
-                      << " epochs; wall time " << wall << " s; checkpoint " << config.checkpoint << ", metrics "
-                      << config.metrics << std::endl;
+            std::cout << "final test accuracy " << results.back().accuracy << " after "
+                      << results.back().epoch << " epochs; wall time " << wall << " s; checkpoint "
+                      << config.checkpoint << ", metrics " << config.metrics << std::endl;
         }
         return 0;
     }

@@ -23,7 +23,10 @@ using Clock = std::chrono::steady_clock;
 constexpr float kMean = 0.2860f;
 constexpr float kStd = 0.3530f;
 
-bool is_footwear(std::int64_t label) { return label == 5 || label == 7 || label == 9; }
+bool is_footwear(std::int64_t label)
+{
+    return label == 5 || label == 7 || label == 9;
+}
 
 /// The lecture net's input: a 4x4 average (28x28 -> 7x7), then the 6x6 crop at the top left.
 data::Dataset to_lecture(const data::Dataset& d)
@@ -68,10 +71,15 @@ std::string clock_str(double seconds)
 
 class Progress
 {
-public:
+  public:
     Progress(int epoch, int epochs, std::size_t total, bool quiet)
-        : epoch_(epoch), epochs_(epochs), total_(total), quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0),
-          start_(Clock::now()), last_(start_)
+      : epoch_(epoch)
+      , epochs_(epochs)
+      , total_(total)
+      , quiet_(quiet)
+      , tty_(isatty(STDERR_FILENO) != 0)
+      , start_(Clock::now())
+      , last_(start_)
     {
     }
 
@@ -95,14 +103,15 @@ public:
         constexpr int width = 28;
         const int filled = static_cast<int>(width * done / total_);
         std::ostringstream os;
-        os << "epoch " << epoch_ << "/" << epochs_ << " [" << std::string(static_cast<std::size_t>(filled), '=')
-           << (filled < width ? ">" : "") << std::string(static_cast<std::size_t>(std::max(0, width - filled - 1)), ' ')
-           << "] " << done << "/" << total_ << " loss " << std::fixed << std::setprecision(4) << loss << " "
+        os << "epoch " << epoch_ << "/" << epochs_ << " ["
+           << std::string(static_cast<std::size_t>(filled), '=') << (filled < width ? ">" : "")
+           << std::string(static_cast<std::size_t>(std::max(0, width - filled - 1)), ' ') << "] " << done
+           << "/" << total_ << " loss " << std::fixed << std::setprecision(4) << loss << " "
            << std::setprecision(0) << rate << " img/s ETA " << clock_str(eta);
         std::cerr << (tty_ ? "\r" : "") << os.str() << (tty_ && !end ? "" : "\n") << std::flush;
     }
 
-private:
+  private:
     int epoch_, epochs_;
     std::size_t total_;
     bool quiet_, tty_;
@@ -113,22 +122,25 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const Config& c, const nn::Modu
 {
     if (c.optimizer == "sgd")
     {
-        return std::make_unique<optim::SGD>(
-            model.parameters(),
-            optim::SGDOptions{.lr = c.lr > 0 ? c.lr : 0.01, .momentum = c.momentum, .weight_decay = c.weight_decay});
+        return std::make_unique<optim::SGD>(model.parameters(),
+                                            optim::SGDOptions{.lr = c.lr > 0 ? c.lr : 0.01,
+                                                              .momentum = c.momentum,
+                                                              .weight_decay = c.weight_decay});
     }
     if (c.optimizer == "adam")
     {
         return std::make_unique<optim::Adam>(
-            model.parameters(), optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3, .weight_decay = c.weight_decay});
+          model.parameters(),
+          optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3, .weight_decay = c.weight_decay});
     }
     if (c.optimizer == "adamw")
     {
         return std::make_unique<optim::AdamW>(
-            model.parameters(),
-            optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3, .weight_decay = c.weight_decay > 0 ? c.weight_decay : 1e-2});
+          model.parameters(), optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3,
+                                                 .weight_decay = c.weight_decay > 0 ? c.weight_decay : 1e-2});
     }
-    throw ValueError(detail::cat("tapegrad-train: unknown optimiser '", c.optimizer, "' (sgd, adam or adamw)"));
+    throw ValueError(
+      detail::cat("tapegrad-train: unknown optimiser '", c.optimizer, "' (sgd, adam or adamw)"));
 }
 
 /// Sets the learning rate for `epoch` (0-based) from the configured schedule.
@@ -144,7 +156,8 @@ void schedule_lr(const Config& c, optim::Optimizer& opt, double base_lr, int epo
     }
     else if (c.schedule != "none")
     {
-        throw ValueError(detail::cat("tapegrad-train: unknown schedule '", c.schedule, "' (none, step or cosine)"));
+        throw ValueError(
+          detail::cat("tapegrad-train: unknown schedule '", c.schedule, "' (none, step or cosine)"));
     }
 }
 
@@ -183,9 +196,10 @@ Prepared prepare_data(const Config& config)
     {
         if (!fs::exists(f))
         {
-            throw IoError(detail::cat("Fashion-MNIST is missing: ", f.string(),
-                                      " does not exist.\n  Install it with:  sudo apt-get install dataset-fashion-mnist\n"
-                                      "  or point --data-dir at a folder holding the four *-ubyte.gz files."));
+            throw IoError(
+              detail::cat("Fashion-MNIST is missing: ", f.string(),
+                          " does not exist.\n  Install it with:  sudo apt-get install dataset-fashion-mnist\n"
+                          "  or point --data-dir at a folder holding the four *-ubyte.gz files."));
         }
     }
     Prepared p;
@@ -311,25 +325,31 @@ std::vector<EpochResult> fit(const Config& config, nn::Sequential& model, const 
         results.push_back(r);
         if (!config.quiet)
         {
-            std::cout << "epoch " << epoch << "/" << config.epochs << "  loss " << std::fixed << std::setprecision(4)
-                      << r.loss << "  " << (write_files ? "test" : "validation") << " accuracy "
-                      << std::setprecision(4) << r.accuracy << "  (" << std::setprecision(1) << r.seconds << " s, "
-                      << std::setprecision(0) << r.images_per_second << " img/s, lr " << std::setprecision(6)
-                      << opt->lr() << ")" << std::endl;
+            std::cout << "epoch " << epoch << "/" << config.epochs << "  loss " << std::fixed
+                      << std::setprecision(4) << r.loss << "  " << (write_files ? "test" : "validation")
+                      << " accuracy " << std::setprecision(4) << r.accuracy << "  (" << std::setprecision(1)
+                      << r.seconds << " s, " << std::setprecision(0) << r.images_per_second << " img/s, lr "
+                      << std::setprecision(6) << opt->lr() << ")" << std::endl;
         }
         if (metrics.is_open())
         {
-            metrics << nlohmann::json{{"epoch", epoch},          {"loss", r.loss},       {"accuracy", r.accuracy},
-                                      {"time", r.seconds},       {"lr", opt->lr()},      {"model", config.model},
+            metrics << nlohmann::json{{"epoch", epoch},
+                                      {"loss", r.loss},
+                                      {"accuracy", r.accuracy},
+                                      {"time", r.seconds},
+                                      {"lr", opt->lr()},
+                                      {"model", config.model},
                                       {"optimizer", config.optimizer}}
-                           .dump()
+                         .dump()
                     << "\n"
                     << std::flush;
         }
         if (write_files && !config.checkpoint.empty())
         {
             nn::save(model, config.checkpoint,
-                     {{"epoch", std::to_string(epoch)}, {"model", config.model}, {"seed", std::to_string(config.seed)}});
+                     {{"epoch", std::to_string(epoch)},
+                      {"model", config.model},
+                      {"seed", std::to_string(config.seed)}});
             nn::save_tensors(opt->state_dict(), config.checkpoint + ".optim");
         }
     }

@@ -53,12 +53,12 @@ inline Tensor64 uniform(const Shape& shape, Generator& gen, double lo = -1.0, do
 
 /// Runs tg::gradcheck and fails with its full report; also fails on kinks, since test inputs are
 /// chosen tie-free and kink-free.
-#define REQUIRE_GRADCHECK(fn, inputs)                                                                              \
-    do                                                                                                             \
-    {                                                                                                              \
-        const auto tg_report_ = ::tapegrad::gradcheck((fn), (inputs));                                             \
-        INFO(tg_report_.summary());                                                                                \
-        REQUIRE(tg_report_.ok);                                                                                    \
-        REQUIRE(tg_report_.kinks.empty());                                                                         \
-        REQUIRE(tg_report_.checked > 0);                                                                           \
+#define REQUIRE_GRADCHECK(fn, inputs)                                                                        \
+    do                                                                                                       \
+    {                                                                                                        \
+        const auto tg_report_ = ::tapegrad::gradcheck((fn), (inputs));                                       \
+        INFO(tg_report_.summary());                                                                          \
+        REQUIRE(tg_report_.ok);                                                                              \
+        REQUIRE(tg_report_.kinks.empty());                                                                   \
+        REQUIRE(tg_report_.checked > 0);                                                                     \
     } while (false)
