@@ -241,3 +241,57 @@ TEST_CASE("nn: the seed-002 net learns a toy task (vertical vs horizontal bar)",
         REQUIRE((p(i) > 0.5f) == (labels[i] > 0.5f));
     }
 }
+
+TEST_CASE("nn: two-fold cross-validation trains and validates on a small synthetic data set",
+          "[nn][train][kfold]")
+{
+    // 40 noisy 6x6 images: class 1 is brighter on the left half, class 0 on the right half.
+    tg::Generator gen(3);
+    tg::data::Dataset d;
+    d.images = xt::xarray<std::uint8_t>::from_shape({40, 6, 6});
+    d.labels.resize(40);
+    d.num_classes = 2;
+    for (std::size_t i = 0; i < 40; ++i)
+    {
+        d.labels[i] = static_cast<std::int64_t>(i % 2);
+        for (std::size_t r = 0; r < 6; ++r)
+        {
+            for (std::size_t c = 0; c < 6; ++c)
+            {
+                const bool bright = (c < 3) == (d.labels[i] == 1);
+                d.images(i, r, c) = static_cast<std::uint8_t>((bright ? 150 : 60) + gen.below(60));
+            }
+        }
+    }
+    const auto folds = tg::data::kfold(d.size(), 2, &gen);
+    REQUIRE(folds.size() == 2);
+    for (const auto& fold : folds)
+    {
+        const auto train = d.subset(fold.train);
+        const auto validation = d.subset(fold.validation);
+        tg::nn::Sequential model(tg::nn::Flatten(), tg::nn::Linear(36, 2, gen));
+        tg::optim::Adam adam(model.parameters(), {.lr = 0.05});
+        for (int epoch = 0; epoch < 20; ++epoch)
+        {
+            for (auto [images, labels] : tg::data::DataLoader(train, {.batch_size = 8, .shuffle = true}, gen))
+            {
+                adam.zero_grad();
+                auto loss = tg::cross_entropy(model(images), labels);
+                loss.backward();
+                adam.step();
+            }
+        }
+        tg::NoGradGuard no_grad;
+        std::size_t correct = 0;
+        for (auto [images, labels] : tg::data::DataLoader(validation, {.batch_size = 100}))
+        {
+            const auto pred = tg::argmax(model(images), 1);
+            for (std::size_t i = 0; i < labels.size(); ++i)
+            {
+                correct += pred(i) == labels[i];
+            }
+        }
+        REQUIRE(validation.size() == 20);
+        REQUIRE(correct >= 18);
+    }
+}
