@@ -219,7 +219,7 @@ TEST_CASE("DataLoader converts pixels as (x * scale - mean) / std", "[data][data
     }
 }
 
-TEST_CASE("DataLoader keeps the channel axis of [N, C, H, W] datasets", "[data][dataloader]")
+TEST_CASE("DataLoader keeps the channel axis of N, C, H, W datasets", "[data][dataloader]")
 {
     tg::data::Dataset ds;
     ds.images = xt::xarray<std::uint8_t>::from_shape({3, 2, 1, 2});

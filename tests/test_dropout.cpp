@@ -117,7 +117,7 @@ TEST_CASE("dropout: float32 keeps the same mask as float64 for the same seed", "
     }
 }
 
-TEST_CASE("dropout: p outside [0, 1) throws ValueError naming the op", "[dropout]")
+TEST_CASE("dropout: p outside 0 <= p < 1 throws ValueError naming the op", "[dropout]")
 {
     tg::Generator gen;
     auto x = tg::ones64({4});

@@ -433,7 +433,7 @@ TEST_CASE("losses in float32 agree with float64", "[loss]")
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-TEST_CASE("binary_cross_entropy: mismatched shapes and p outside [0, 1] throw, naming the op", "[loss]")
+TEST_CASE("binary_cross_entropy: mismatched shapes and p outside 0..1 throw, naming the op", "[loss]")
 {
     auto p = tg::full64({2, 3}, 0.5);
     const auto shape_msg = message_of<tg::ShapeError>(

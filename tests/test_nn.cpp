@@ -116,7 +116,7 @@ TEST_CASE("nn: random init breaks the symmetry that equal filters never leave (s
     REQUIRE(filter(0) != std::vector<float>(9, 0.1f)); // they did move, in lockstep
 }
 
-TEST_CASE("nn: train/eval reach children; Dropout is the identity in eval", "[nn]")
+TEST_CASE("nn: train and eval reach children, and Dropout is the identity in eval", "[nn]")
 {
     tg::Generator gen(1);
     tg::nn::Sequential model(tg::nn::Linear(4, 4, gen), tg::nn::Dropout(0.5, gen));
@@ -139,7 +139,7 @@ TEST_CASE("nn: shape errors name the layer and the rule", "[nn]")
     REQUIRE_THROWS_AS(tg::nn::Linear(0, 4, gen), tg::ValueError);
 }
 
-TEST_CASE("nn::summary: the lecture net has 15 parameters; receptive fields and FLOPs", "[nn][summary]")
+TEST_CASE("nn::summary: the lecture net has 15 parameters, with receptive fields and FLOPs", "[nn][summary]")
 {
     tg::Generator gen(2);
     auto net = tg::nn::models::lecture_net(gen);

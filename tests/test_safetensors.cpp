@@ -150,7 +150,7 @@ TEST_CASE("safetensors round trip of float32 is bit-exact, special values includ
     REQUIRE(dir.listing() == std::vector<std::string>{"model.safetensors"}); // no temporary left
 }
 
-TEST_CASE("safetensors round trip of float64 is bit-exact; mixed dtypes in one file", "[nn][safetensors]")
+TEST_CASE("safetensors round trip of float64 is bit-exact, with mixed dtypes in one file", "[nn][safetensors]")
 {
     TempDir dir;
     const std::vector<std::uint64_t> special = {0x7FF8000000000000, 0x7FF8000000C0FFEE, 0xFFF0000000000001,

@@ -99,7 +99,7 @@ TEST_CASE("tape: an input that does not take part gets no gradient", "[tape]")
     REQUIRE_FALSE(frozen.grad().defined());
 }
 
-TEST_CASE("tape: retain_graph allows a second backward; without it the second throws", "[tape]")
+TEST_CASE("tape: retain_graph allows a second backward, without it the second throws", "[tape]")
 {
     auto x = scalar(2.0);
     auto y = x * x * x; // 3x^2 = 12
