@@ -3,20 +3,11 @@
 namespace tg = tapegrad;
 using Catch::Matchers::Contains;
 using tg::test::distinct;
+using tg::test::gradcheck_ok;
+using tg::test::vals;
 
 namespace
 {
-template <class T>
-std::vector<double> vals(const tg::BasicTensor<T>& t)
-{
-    return std::vector<double>(t.value().begin(), t.value().end());
-}
-
-void gradcheck_ok(const tg::GradcheckFunction& f, const std::vector<tg::Tensor64>& inputs)
-{
-    REQUIRE_GRADCHECK(f, inputs);
-}
-
 using Binary = tg::Tensor64 (*)(const tg::Tensor64&, const tg::Tensor64&);
 
 struct NamedBinary

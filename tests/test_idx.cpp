@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "support/temp_dir.hpp"
+
 #include <unistd.h>
 #include <zlib.h>
 
@@ -13,6 +15,7 @@
 #include <vector>
 
 namespace tg = tapegrad;
+using tapegrad::test::TempDir;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
@@ -20,25 +23,6 @@ namespace
 {
 
 using Bytes = std::vector<std::uint8_t>;
-
-/// A fresh directory under the system temp dir, removed with its contents at scope exit.
-struct TempDir
-{
-    fs::path path;
-    TempDir()
-    {
-        static std::atomic<int> counter{0};
-        path = fs::temp_directory_path() /
-               ("tapegrad_idx_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void put_u32_be(Bytes& out, std::uint32_t v)
 {

@@ -2,21 +2,12 @@
 
 namespace tg = tapegrad;
 using Catch::Matchers::Contains;
+using tg::test::gradcheck_ok;
 using tg::test::uniform;
+using tg::test::vals;
 
 namespace
 {
-template <class T>
-std::vector<double> vals(const tg::BasicTensor<T>& t)
-{
-    return std::vector<double>(t.value().begin(), t.value().end());
-}
-
-void gradcheck_ok(const tg::GradcheckFunction& f, const std::vector<tg::Tensor64>& inputs)
-{
-    REQUIRE_GRADCHECK(f, inputs);
-}
-
 /// Naive reference for a [B?, M?, K] @ b [B?, K, N?]: a 2-D operand is shared by every batch
 /// entry, a 1-D one is a row (a) or column (b) vector. Returns the values in row-major order.
 template <class T>

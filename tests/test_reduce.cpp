@@ -6,20 +6,11 @@
 namespace tg = tapegrad;
 using Catch::Matchers::Contains;
 using tg::test::distinct;
+using tg::test::gradcheck_ok;
+using tg::test::vals;
 
 namespace
 {
-template <class T>
-std::vector<double> vals(const tg::BasicTensor<T>& t)
-{
-    return std::vector<double>(t.value().begin(), t.value().end());
-}
-
-void gradcheck_ok(const tg::GradcheckFunction& f, const std::vector<tg::Tensor64>& inputs)
-{
-    REQUIRE_GRADCHECK(f, inputs);
-}
-
 /// Naive reference: walks every element, computes its output position from its multi-index.
 std::vector<double> naive_sum(const xt::xarray<double>& x, const std::vector<bool>& reduced)
 {

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "support/temp_dir.hpp"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -16,40 +18,12 @@
 #include <limits>
 
 namespace tg = tapegrad;
+using tapegrad::test::TempDir;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace
 {
-
-struct TempDir
-{
-    fs::path path;
-    TempDir()
-    {
-        static std::atomic<int> counter{0};
-        path = fs::temp_directory_path() /
-               ("tapegrad_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-    /// Names of the files in the directory.
-    std::vector<std::string> listing() const
-    {
-        std::vector<std::string> names;
-        for (const auto& e : fs::directory_iterator(path))
-        {
-            names.push_back(e.path().filename().string());
-        }
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-};
 
 std::string read_raw(const std::string& path)
 {
@@ -150,7 +124,8 @@ TEST_CASE("safetensors round trip of float32 is bit-exact, special values includ
     REQUIRE(dir.listing() == std::vector<std::string>{"model.safetensors"}); // no temporary left
 }
 
-TEST_CASE("safetensors round trip of float64 is bit-exact, with mixed dtypes in one file", "[nn][safetensors]")
+TEST_CASE("safetensors round trip of float64 is bit-exact, with mixed dtypes in one file",
+          "[nn][safetensors]")
 {
     TempDir dir;
     const std::vector<std::uint64_t> special = {0x7FF8000000000000, 0x7FF8000000C0FFEE, 0xFFF0000000000001,

@@ -1,28 +1,18 @@
 // Checkpoints: bit-exact round trip, PyTorch names, and rejection that leaves the model untouched.
 
 #include "support/support.hpp"
+#include "support/temp_dir.hpp"
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 namespace tg = tapegrad;
+using tapegrad::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace
 {
-struct TempDir
-{
-    fs::path path;
-    TempDir()
-    {
-        tg::Generator gen(static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(this)));
-        path = fs::temp_directory_path() / ("tapegrad-serialize-" + std::to_string(gen.next_u64()));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
 std::vector<xt::xarray<float>> snapshot(const tg::nn::Module& m)
 {
     std::vector<xt::xarray<float>> out;
@@ -59,13 +49,7 @@ TEST_CASE("serialize: a checkpoint round-trips bit-exactly with state_dict names
     REQUIRE(file.tensors.front().name == "0.weight");
     REQUIRE(file.tensors.front().dtype == "F32");
     REQUIRE(file.find("9.bias") != nullptr);
-    REQUIRE(fs::directory_iterator(dir.path) != fs::directory_iterator());
-    std::size_t files = 0;
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir.path))
-    {
-        ++files;
-    }
-    REQUIRE(files == 1); // no temporary left behind
+    REQUIRE(dir.listing() == std::vector<std::string>{"model.safetensors"}); // no temporary left behind
 }
 
 TEST_CASE("serialize: corrupt, truncated or mismatched checkpoints are rejected and the model is unchanged",

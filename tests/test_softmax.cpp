@@ -4,21 +4,12 @@
 
 namespace tg = tapegrad;
 using Catch::Matchers::Contains;
+using tg::test::gradcheck_ok;
 using tg::test::uniform;
+using tg::test::vals;
 
 namespace
 {
-template <class T>
-std::vector<double> vals(const tg::BasicTensor<T>& t)
-{
-    return std::vector<double>(t.value().begin(), t.value().end());
-}
-
-void gradcheck_ok(const tg::GradcheckFunction& f, const std::vector<tg::Tensor64>& inputs)
-{
-    REQUIRE_GRADCHECK(f, inputs);
-}
-
 /// Naive reference: softmax of each line along `dim`, each line gathered by unravelled indices.
 std::vector<double> naive_softmax(const xt::xarray<double>& x, std::size_t dim)
 {

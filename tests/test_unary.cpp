@@ -6,20 +6,11 @@
 namespace tg = tapegrad;
 using Catch::Matchers::Contains;
 using tg::test::distinct;
+using tg::test::gradcheck_ok;
+using tg::test::vals;
 
 namespace
 {
-template <class T>
-std::vector<double> vals(const tg::BasicTensor<T>& t)
-{
-    return std::vector<double>(t.value().begin(), t.value().end());
-}
-
-void gradcheck_ok(const tg::GradcheckFunction& f, const std::vector<tg::Tensor64>& inputs)
-{
-    REQUIRE_GRADCHECK(f, inputs);
-}
-
 const std::vector<tg::Shape> shapes = {{}, {1}, {7}, {2, 3}, {2, 3, 4}};
 
 /// y = op(x) for x holding `xs`; returns y's values and, after backward with seed 1, dy/dx.

@@ -49,6 +49,13 @@ inline Tensor64 uniform(const Shape& shape, Generator& gen, double lo = -1.0, do
     return Tensor64(std::move(a), requires_grad);
 }
 
+/// The values of a tensor as doubles, for comparisons with Catch's vector matchers.
+template <class T>
+std::vector<double> vals(const BasicTensor<T>& t)
+{
+    return std::vector<double>(t.value().begin(), t.value().end());
+}
+
 } // namespace tapegrad::test
 
 /// Runs tg::gradcheck and fails with its full report; also fails on kinks, since test inputs are
@@ -62,3 +69,12 @@ inline Tensor64 uniform(const Shape& shape, Generator& gen, double lo = -1.0, do
         REQUIRE(tg_report_.kinks.empty());                                                                   \
         REQUIRE(tg_report_.checked > 0);                                                                     \
     } while (false)
+
+namespace tapegrad::test
+{
+/// REQUIRE_GRADCHECK as a function, for tables of ops.
+inline void gradcheck_ok(const GradcheckFunction& f, const std::vector<Tensor64>& inputs)
+{
+    REQUIRE_GRADCHECK(f, inputs);
+}
+} // namespace tapegrad::test
