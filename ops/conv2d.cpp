@@ -123,7 +123,7 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 // ---------------------------------------------------------------------------------------------
 // Scratch memory and threading
 
-/// A per-thread buffer of at least `size` elements (the col matrix), reused across calls (never
+/// A per-thread buffer of at least `size` elements, reused across calls (never
 /// shrinks).
 template <class T>
 T* scratch(std::size_t size)
@@ -137,6 +137,23 @@ T* scratch(std::size_t size)
     }
     return buffer.get();
 }
+
+/// im2col's buffers: the col matrix, then the zero-padded image.
+template <class T>
+struct ColBuffers
+{
+    T* col = nullptr;
+    T* padded = nullptr;
+
+    explicit ColBuffers(const Geometry& g)
+    {
+        if (!g.pointwise())
+        {
+            col = scratch<T>(g.rows() * g.cols() + detail::conv::padded_size(g));
+            padded = col + g.rows() * g.cols();
+        }
+    }
+};
 
 /// Parallel over the batch only when there is more than one image and enough work to pay for
 /// waking the threads (about 2^18 multiply-adds). Otherwise the loop runs on the calling thread
@@ -222,7 +239,7 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
     const std::size_t hw = g.h * g.w;
 #pragma omp parallel if (parallel_batch(g))
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+        const ColBuffers<T> buf(g);
 #pragma omp for schedule(static)
         for (std::size_t n = 0; n < g.n; ++n)
         {
@@ -232,8 +249,8 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
                 T* yg = y + (n * g.k + gi * g.kg) * cols;
                 if (!g.pointwise())
                 {
-                    im2col(src, g, col);
-                    src = col;
+                    im2col(src, g, buf.col, buf.padded);
+                    src = buf.col;
                 }
                 checked_gemm(false, false, g.kg, cols, rows, w + gi * g.kg * rows, rows, src, cols, T(0), yg,
                              cols);
@@ -270,7 +287,7 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     std::vector<T> partial(chunks * stride, T(0));
 #pragma omp parallel if (chunks > 1)
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+        const ColBuffers<T> buf(g);
 #pragma omp for schedule(static)
         for (std::size_t chunk = 0; chunk < chunks; ++chunk)
         {
@@ -287,8 +304,8 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
                     const T* src = x + (n * g.c + gi * g.cg) * hw;
                     if (!g.pointwise())
                     {
-                        im2col(src, g, col);
-                        src = col;
+                        im2col(src, g, buf.col, buf.padded);
+                        src = buf.col;
                     }
                     checked_gemm(false, true, g.kg, rows, cols, dyg, cols, src, cols, T(1),
                                  acc + gi * g.kg * rows, rows);

@@ -61,44 +61,101 @@ struct Tap
     }
 };
 
-/// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
-/// for the cg channels of one image-group starting at `x`.
+/// dst[0, n) = src[0, n), inlined: blocks of 8 and a last block overlapping the one before, so
+/// short rows cost a few vector moves instead of a memmove call.
 template <class T>
-void im2col(const T* x, const Geometry& g, T* col)
+inline void copy_short(T* dst, const T* src, std::size_t n)
 {
-    const std::size_t cols = g.cols();
-    const auto sw = static_cast<std::size_t>(g.sw);
-    for (std::size_t a = 0; a < g.kh; ++a)
+    if (n < 8)
     {
-        for (std::size_t e = 0; e < g.kw; ++e)
+        for (std::size_t j = 0; j < n; ++j)
         {
-            const Tap tap(g, a, e);
-            for (std::size_t c = 0; c < g.cg; ++c)
+            dst[j] = src[j];
+        }
+        return;
+    }
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+    {
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            dst[j + u] = src[j + u];
+        }
+    }
+    if (j < n)
+    {
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            dst[n - 8 + u] = src[n - 8 + u];
+        }
+    }
+}
+
+/// Elements of the zero-padded copy of one image-group's cg planes that im2col builds (0 when
+/// there is no padding and x is read in place).
+inline std::size_t padded_size(const Geometry& g)
+{
+    if (g.ph == 0 && g.pw == 0)
+    {
+        return 0;
+    }
+    return g.cg * (g.h + 2 * static_cast<std::size_t>(g.ph)) * (g.w + 2 * static_cast<std::size_t>(g.pw));
+}
+
+/// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
+/// for the cg channels of one image-group starting at `x`. With padding, the planes are first
+/// copied with their zero border into `xp` (padded_size(g) elements), so every col row is ho plain
+/// (strided) copies of wo elements.
+template <class T>
+void im2col(const T* x, const Geometry& g, T* col, T* xp)
+{
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    const std::size_t hp = g.h + 2 * ph, wp = g.w + 2 * pw;
+    if (ph != 0 || pw != 0)
+    {
+        for (std::size_t c = 0; c < g.cg; ++c)
+        {
+            T* plane = xp + c * hp * wp;
+            std::fill(plane, plane + ph * wp, T(0));
+            for (std::size_t r = 0; r < g.h; ++r)
+            {
+                T* row = plane + (ph + r) * wp;
+                std::fill(row, row + pw, T(0));
+                copy_short(row + pw, x + (c * g.h + r) * g.w, g.w);
+                std::fill(row + pw + g.w, row + wp, T(0));
+            }
+            std::fill(plane + (ph + g.h) * wp, plane + hp * wp, T(0));
+        }
+        x = xp;
+    }
+    const std::size_t cols = g.cols();
+    const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
+    const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        for (std::size_t a = 0; a < g.kh; ++a)
+        {
+            for (std::size_t e = 0; e < g.kw; ++e)
             {
                 T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
+                const T* src = x + (c * hp + a * dh) * wp + e * dw;
                 for (std::size_t i = 0; i < g.ho; ++i)
                 {
+                    const T* in = src + i * sh * wp;
                     T* out = row + i * g.wo;
-                    const std::int64_t ih = tap.input_row(g, i);
-                    if (ih < 0)
-                    {
-                        std::fill(out, out + g.wo, T(0));
-                        continue;
-                    }
-                    const T* src = x + (c * g.h + static_cast<std::size_t>(ih)) * g.w + tap.first_col(g);
-                    std::fill(out, out + tap.j0, T(0));
                     if (sw == 1)
                     {
-                        std::copy(src, src + (tap.j1 - tap.j0), out + tap.j0);
+                        copy_short(out, in, g.wo);
                     }
                     else
                     {
-                        for (std::size_t j = tap.j0; j < tap.j1; ++j)
+                        for (std::size_t j = 0; j < g.wo; ++j)
                         {
-                            out[j] = src[(j - tap.j0) * sw];
+                            out[j] = in[j * sw];
                         }
                     }
-                    std::fill(out + tap.j1, out + g.wo, T(0));
                 }
             }
         }
