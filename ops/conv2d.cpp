@@ -123,19 +123,19 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 // ---------------------------------------------------------------------------------------------
 // Scratch memory and threading
 
-/// A per-thread buffer of at least `size` elements, reused across calls (never
-/// shrinks).
+/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks); `slot`
+/// tells apart buffers needed at the same time.
 template <class T>
-T* scratch(std::size_t size)
+T* scratch(std::size_t size, std::size_t slot = 0)
 {
-    thread_local std::unique_ptr<T[]> buffer;
-    thread_local std::size_t capacity = 0;
-    if (capacity < size)
+    thread_local std::unique_ptr<T[]> buffer[2];
+    thread_local std::size_t capacity[2] = {0, 0};
+    if (capacity[slot] < size)
     {
-        buffer.reset(new T[size]);
-        capacity = size;
+        buffer[slot].reset(new T[size]);
+        capacity[slot] = size;
     }
-    return buffer.get();
+    return buffer[slot].get();
 }
 
 /// im2col's buffers: the col matrix, then the zero-padded image.
@@ -328,15 +328,22 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     }
 }
 
-/// dX_n = col2im(W_g^T * dY_g) per image and group.
+/// dX_n = col2im(W_g^T * dY_g) per image and group; for stride 1 on wide rows (see
+/// conv2d_kernels.hpp).
 template <class T>
 void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 {
+    using namespace detail::conv;
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
+    const bool wide = wide_rows(g);
+    const std::size_t wcols = wide ? wide_cols(g) : 0;
 #pragma omp parallel if (parallel_batch(g))
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(rows * cols);
+        const ColBuffers<T> buf(g);
+        T* wide_col = wide ? scratch<T>(rows * wcols + g.kg * wcols + wide_plane_size(g), 1) : nullptr;
+        T* wide_dy = wide_col + rows * wcols;
+        std::fill(wide_dy, wide_dy + g.kg * wcols, T(0));
 #pragma omp for schedule(static)
         for (std::size_t n = 0; n < g.n; ++n)
         {
@@ -344,12 +351,20 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
             {
                 T* dxg = dx + (n * g.c + gi * g.cg) * hw;
                 const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
-                T* dst = g.pointwise() ? dxg : col;
+                if (wide)
+                {
+                    widen(dyg, g, wide_dy);
+                    checked_gemm(true, false, rows, wcols, g.kg, w + gi * g.kg * rows, rows, wide_dy, wcols,
+                                 T(0), wide_col, wcols);
+                    col2im_wide(wide_col, g, dxg, wide_dy + g.kg * wcols);
+                    continue;
+                }
+                T* dst = g.pointwise() ? dxg : buf.col;
                 checked_gemm(true, false, rows, cols, g.kg, w + gi * g.kg * rows, rows, dyg, cols, T(0), dst,
                              cols);
                 if (!g.pointwise())
                 {
-                    col2im(col, g, dxg);
+                    col2im(buf.col, g, dxg, buf.padded);
                 }
             }
         }

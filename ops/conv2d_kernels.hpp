@@ -28,43 +28,10 @@ struct Geometry
     bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
 
-/// One kernel tap (a, e) seen from the output: output row i reads input row i*sh + row_off, output
-/// column j reads input column j*sw + col_off, and only j in [j0, j1) lands inside the input.
-struct Tap
-{
-    std::int64_t row_off = 0, col_off = 0;
-    std::size_t j0 = 0, j1 = 0;
-
-    Tap(const Geometry& g, std::size_t a, std::size_t e)
-      : row_off(static_cast<std::int64_t>(a) * g.dh - g.ph)
-      , col_off(static_cast<std::int64_t>(e) * g.dw - g.pw)
-    {
-        const auto wo = static_cast<std::int64_t>(g.wo);
-        const auto first = col_off >= 0 ? 0 : (-col_off + g.sw - 1) / g.sw;
-        const auto end = static_cast<std::int64_t>(g.w) - col_off;
-        const auto last = end <= 0 ? 0 : (end + g.sw - 1) / g.sw;
-        j0 = static_cast<std::size_t>(std::min(first, wo));
-        j1 = static_cast<std::size_t>(std::clamp(last, std::min(first, wo), wo));
-    }
-
-    /// The input column read by output column j0 (0 when no column is inside).
-    std::size_t first_col(const Geometry& g) const
-    {
-        return j0 < j1 ? static_cast<std::size_t>(static_cast<std::int64_t>(j0) * g.sw + col_off) : 0;
-    }
-
-    /// The input row read by output row i, or -1 when it falls in the padding.
-    std::int64_t input_row(const Geometry& g, std::size_t i) const
-    {
-        const std::int64_t ih = static_cast<std::int64_t>(i) * g.sh + row_off;
-        return ih >= 0 && ih < static_cast<std::int64_t>(g.h) ? ih : -1;
-    }
-};
-
 /// dst[0, n) = src[0, n), inlined: blocks of 8 and a last block overlapping the one before, so
 /// short rows cost a few vector moves instead of a memmove call.
 template <class T>
-inline void copy_short(T* dst, const T* src, std::size_t n)
+inline void copy_short(T* __restrict dst, const T* __restrict src, std::size_t n)
 {
     if (n < 8)
     {
@@ -74,22 +41,68 @@ inline void copy_short(T* dst, const T* src, std::size_t n)
         }
         return;
     }
+    T block[8];
+    for (std::size_t j = 0; j < n; j += 8)
+    {
+        const std::size_t at = std::min(j, n - 8);
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            block[u] = src[at + u];
+        }
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            dst[at + u] = block[u];
+        }
+    }
+}
+
+/// dst[j] = src[j * s] for j in [0, n).
+template <class T>
+inline void strided_copy(T* __restrict dst, const T* __restrict src, std::size_t n, std::size_t s)
+{
+    for (std::size_t j = 0; j < n; ++j)
+    {
+        dst[j] = src[j * s];
+    }
+}
+
+/// dst[0, n) += src[0, n): blocks of 8, then of 4, then single elements.
+template <class T>
+inline void add_short(T* __restrict dst, const T* __restrict src, std::size_t n)
+{
     std::size_t j = 0;
     for (; j + 8 <= n; j += 8)
     {
 #pragma GCC unroll 8
         for (std::size_t u = 0; u < 8; ++u)
         {
-            dst[j + u] = src[j + u];
+            dst[j + u] += src[j + u];
         }
     }
-    if (j < n)
+    if (j + 4 <= n)
     {
-#pragma GCC unroll 8
-        for (std::size_t u = 0; u < 8; ++u)
+#pragma GCC unroll 4
+        for (std::size_t u = 0; u < 4; ++u)
         {
-            dst[n - 8 + u] = src[n - 8 + u];
+            dst[j + u] += src[j + u];
         }
+        j += 4;
+    }
+    for (; j < n; ++j)
+    {
+        dst[j] += src[j];
+    }
+}
+
+/// dst[j * s] += src[j] for j in [0, n).
+template <class T>
+inline void strided_add(T* __restrict dst, const T* __restrict src, std::size_t n, std::size_t s)
+{
+    for (std::size_t j = 0; j < n; ++j)
+    {
+        dst[j * s] += src[j];
     }
 }
 
@@ -151,10 +164,7 @@ void im2col(const T* x, const Geometry& g, T* col, T* xp)
                     }
                     else
                     {
-                        for (std::size_t j = 0; j < g.wo; ++j)
-                        {
-                            out[j] = in[j * sw];
-                        }
+                        strided_copy(out, in, g.wo, sw);
                     }
                 }
             }
@@ -163,49 +173,114 @@ void im2col(const T* x, const Geometry& g, T* col, T* xp)
 }
 
 /// The adjoint of im2col: dx (the cg planes of one image-group, overwritten) = the sum of every
-/// col entry into the input pixel it was read from. For stride 1 each col row segment is one
-/// contiguous add into a dx row, and one plane stays in L1 while its kh*kw col rows stream by.
+/// col entry into the input pixel it was read from. With padding the sums go into the zero-padded
+/// planes `xp` (padded_size(g) elements, L1-sized for typical layers), whose interior is then
+/// copied out, so every col row segment is added whole, with no bounds logic.
 template <class T>
-void col2im(const T* col, const Geometry& g, T* dx)
+void col2im(const T* col, const Geometry& g, T* dx, T* xp)
 {
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    const std::size_t hp = g.h + 2 * ph, wp = g.w + 2 * pw;
+    const bool padded = ph != 0 || pw != 0;
+    T* acc = padded ? xp : dx;
     const std::size_t cols = g.cols();
-    const auto sw = static_cast<std::size_t>(g.sw);
-    std::fill(dx, dx + g.cg * g.h * g.w, T(0));
+    const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
+    const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
     for (std::size_t c = 0; c < g.cg; ++c)
     {
-        T* plane = dx + c * g.h * g.w;
+        T* plane = acc + c * hp * wp;
+        std::fill(plane, plane + hp * wp, T(0));
         for (std::size_t a = 0; a < g.kh; ++a)
         {
             for (std::size_t e = 0; e < g.kw; ++e)
             {
-                const Tap tap(g, a, e);
                 const T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
+                T* dst = plane + a * dh * wp + e * dw;
                 for (std::size_t i = 0; i < g.ho; ++i)
                 {
-                    const std::int64_t ih = tap.input_row(g, i);
-                    if (ih < 0)
-                    {
-                        continue;
-                    }
-                    T* dst = plane + static_cast<std::size_t>(ih) * g.w + tap.first_col(g);
-                    const T* src = row + i * g.wo + tap.j0;
-                    const std::size_t len = tap.j1 - tap.j0;
                     if (sw == 1)
                     {
-                        for (std::size_t j = 0; j < len; ++j)
-                        {
-                            dst[j] += src[j];
-                        }
+                        add_short(dst + i * sh * wp, row + i * g.wo, g.wo);
                     }
                     else
                     {
-                        for (std::size_t j = 0; j < len; ++j)
-                        {
-                            dst[j * sw] += src[j];
-                        }
+                        strided_add(dst + i * sh * wp, row + i * g.wo, g.wo, sw);
                     }
                 }
             }
+        }
+        if (padded)
+        {
+            for (std::size_t r = 0; r < g.h; ++r)
+            {
+                copy_short(dx + (c * g.h + r) * g.w, plane + (ph + r) * wp + pw, g.w);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dX for stride 1 on "wide" rows
+//
+// With stride 1, let every output row run over the full padded width wp instead of wo (the last
+// wp - wo entries of each row are unused). Then col row (c, a, e) of W^T * dY_wide is added into
+// the padded plane c at the single offset a*dh*wp + e*dw, as one contiguous run of ho*wp elements:
+// no short row segments. dY_wide has zeros in the unused columns, so their col entries are zero
+// (for finite W) and add nothing wherever they land (at most (kw-1)*dw past the plane: slack).
+
+/// Stride 1 (and not pointwise): the wide route applies.
+inline bool wide_rows(const Geometry& g)
+{
+    return g.sh == 1 && g.sw == 1 && !g.pointwise();
+}
+
+/// Columns of the wide matrices: ho * wp.
+inline std::size_t wide_cols(const Geometry& g)
+{
+    return g.ho * (g.w + 2 * static_cast<std::size_t>(g.pw));
+}
+
+/// Elements of one padded plane with the slack the wide adds run into.
+inline std::size_t wide_plane_size(const Geometry& g)
+{
+    return (g.h + 2 * static_cast<std::size_t>(g.ph)) * (g.w + 2 * static_cast<std::size_t>(g.pw)) +
+           (g.kw - 1) * static_cast<std::size_t>(g.dw);
+}
+
+/// out[k][i*wp + j] = dy[k][i*wo + j] for j < wo; kg rows. The columns wo <= j < wp are left
+/// alone: the caller zeroes `out` once and reuses it.
+template <class T>
+void widen(const T* dy, const Geometry& g, T* out)
+{
+    const std::size_t wp = g.w + 2 * static_cast<std::size_t>(g.pw);
+    for (std::size_t r = 0; r < g.kg * g.ho; ++r)
+    {
+        copy_short(out + r * wp, dy + r * g.wo, g.wo);
+    }
+}
+
+/// dx (the cg planes of one image-group, overwritten) from the wide col [rows x ho*wp], summed in
+/// `plane` (wide_plane_size(g) elements) one channel at a time.
+template <class T>
+void col2im_wide(const T* col, const Geometry& g, T* dx, T* plane)
+{
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    const std::size_t wp = g.w + 2 * pw;
+    const std::size_t cols = wide_cols(g), size = wide_plane_size(g);
+    const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        std::fill(plane, plane + size, T(0));
+        for (std::size_t a = 0; a < g.kh; ++a)
+        {
+            for (std::size_t e = 0; e < g.kw; ++e)
+            {
+                add_short(plane + a * dh * wp + e * dw, col + ((c * g.kh + a) * g.kw + e) * cols, cols);
+            }
+        }
+        for (std::size_t r = 0; r < g.h; ++r)
+        {
+            copy_short(dx + (c * g.h + r) * g.w, plane + (ph + r) * wp + pw, g.w);
         }
     }
 }
