@@ -307,8 +307,8 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
                         im2col(src, g, buf.col, buf.padded);
                         src = buf.col;
                     }
-                    checked_gemm(false, true, g.kg, rows, cols, dyg, cols, src, cols, T(1),
-                                 acc + gi * g.kg * rows, rows);
+                    checked_gemm(false, true, rows, g.kg, cols, src, cols, dyg, cols, T(1),
+                                 acc + gi * g.kg * rows, g.kg);
                 }
             }
         }
@@ -321,7 +321,17 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
             partial[i] += p[i];
         }
     }
-    std::copy(partial.data(), partial.data() + size, dw);
+    for (std::size_t gi = 0; gi < g.groups; ++gi)
+    {
+        const T* src = partial.data() + gi * g.kg * rows;
+        for (std::size_t k = 0; k < g.kg; ++k)
+        {
+            for (std::size_t r = 0; r < rows; ++r)
+            {
+                dw[(gi * g.kg + k) * rows + r] = src[r * g.kg + k];
+            }
+        }
+    }
     if (db != nullptr)
     {
         std::copy(partial.data() + size, partial.data() + stride, db);
