@@ -15,8 +15,10 @@ namespace
 {
 
 using detail::conv::col2im;
+using detail::conv::ColBuffers;
 using detail::conv::Geometry;
 using detail::conv::im2col;
+using detail::conv::sum_row;
 
 Shape x_shape(const Geometry& g)
 {
@@ -121,39 +123,7 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scratch memory and threading
-
-/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks); `slot`
-/// tells apart buffers needed at the same time.
-template <class T>
-T* scratch(std::size_t size, std::size_t slot = 0)
-{
-    thread_local std::unique_ptr<T[]> buffer[2];
-    thread_local std::size_t capacity[2] = {0, 0};
-    if (capacity[slot] < size)
-    {
-        buffer[slot].reset(new T[size]);
-        capacity[slot] = size;
-    }
-    return buffer[slot].get();
-}
-
-/// im2col's buffers: the col matrix, then the zero-padded image.
-template <class T>
-struct ColBuffers
-{
-    T* col = nullptr;
-    T* padded = nullptr;
-
-    explicit ColBuffers(const Geometry& g)
-    {
-        if (!g.pointwise())
-        {
-            col = scratch<T>(g.rows() * g.cols() + detail::conv::padded_size(g));
-            padded = col + g.rows() * g.cols();
-        }
-    }
-};
+// Threading
 
 /// Parallel over the batch only when there is more than one image and enough work to pay for
 /// waking the threads (about 2^18 multiply-adds). Otherwise the loop runs on the calling thread
@@ -205,28 +175,6 @@ void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k,
          std::max<std::size_t>(ldc, 1));
 }
 
-/// Sum of p[0, n) with 8 independent accumulators (so the loop vectorises without reassociating
-/// by itself).
-template <class T>
-T sum_row(const T* p, std::size_t n)
-{
-    T acc[8] = {};
-    std::size_t j = 0;
-    for (; j + 8 <= n; j += 8)
-    {
-        for (std::size_t u = 0; u < 8; ++u)
-        {
-            acc[u] += p[j + u];
-        }
-    }
-    T tail = 0;
-    for (; j < n; ++j)
-    {
-        tail += p[j];
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Forward kernel
 
@@ -271,7 +219,8 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 // ---------------------------------------------------------------------------------------------
 // Backward kernels
 
-/// dW_g[kg x rows] += dY_g[kg x cols] * col^T for every image and group. The batch is cut into a
+/// dW_g^T[rows x kg] += col[rows x cols] * dY_g^T for every image and group (OpenBLAS packs this
+/// form faster than dY_g * col^T), transposed into dW at the end. The batch is cut into a
 /// fixed number of chunks, each summed into its own partial dW (and db), and the partials are
 /// added in chunk order: threads never share an accumulator, and the result is the same bit for
 /// bit whatever the number of threads. If `db` is given, the bias gradient is summed in the same
@@ -350,10 +299,7 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
     const std::size_t wcols = wide ? wide_cols(g) : 0;
 #pragma omp parallel if (parallel_batch(g))
     {
-        const ColBuffers<T> buf(g);
-        T* wide_col = wide ? scratch<T>(rows * wcols + g.kg * wcols + wide_plane_size(g), 1) : nullptr;
-        T* wide_dy = wide_col + rows * wcols;
-        std::fill(wide_dy, wide_dy + g.kg * wcols, T(0));
+        const ColBuffers<T> buf(g, wide);
 #pragma omp for schedule(static)
         for (std::size_t n = 0; n < g.n; ++n)
         {
@@ -363,10 +309,10 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
                 const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
                 if (wide)
                 {
-                    widen(dyg, g, wide_dy);
-                    checked_gemm(true, false, rows, wcols, g.kg, w + gi * g.kg * rows, rows, wide_dy, wcols,
-                                 T(0), wide_col, wcols);
-                    col2im_wide(wide_col, g, dxg, wide_dy + g.kg * wcols);
+                    widen(dyg, g, buf.wide_dy);
+                    checked_gemm(true, false, rows, wcols, g.kg, w + gi * g.kg * rows, rows, buf.wide_dy,
+                                 wcols, T(0), buf.col, wcols);
+                    col2im_wide(buf.col, g, dxg, buf.padded);
                     continue;
                 }
                 T* dst = g.pointwise() ? dxg : buf.col;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace tapegrad::detail::conv
 {
@@ -27,6 +28,45 @@ struct Geometry
     /// 1x1 kernel, stride 1, no padding: the input plane already is the col matrix.
     bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
+
+// ---------------------------------------------------------------------------------------------
+// Scratch memory and small loops
+
+/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks).
+template <class T>
+T* scratch(std::size_t size)
+{
+    thread_local std::unique_ptr<T[]> buffer;
+    thread_local std::size_t capacity = 0;
+    if (capacity < size)
+    {
+        buffer.reset(new T[size]);
+        capacity = size;
+    }
+    return buffer.get();
+}
+
+/// Sum of p[0, n) with 8 independent accumulators (so the loop vectorises without reassociating
+/// by itself).
+template <class T>
+T sum_row(const T* p, std::size_t n)
+{
+    T acc[8] = {};
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+    {
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            acc[u] += p[j + u];
+        }
+    }
+    T tail = 0;
+    for (; j < n; ++j)
+    {
+        tail += p[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
 
 /// dst[0, n) = src[0, n), inlined: blocks of 8 and a last block overlapping the one before, so
 /// short rows cost a few vector moves instead of a memmove call.
@@ -284,5 +324,38 @@ void col2im_wide(const T* col, const Geometry& g, T* dx, T* plane)
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Buffers
+
+/// One thread's buffers, in its scratch memory: for im2col/col2im the col matrix and the
+/// zero-padded image; for dX on wide rows (`wide`) the wide col, the wide dY (zeroed here, see
+/// widen()) and one padded plane. None for a pointwise convolution.
+template <class T>
+struct ColBuffers
+{
+    T* col = nullptr;
+    T* padded = nullptr;
+    T* wide_dy = nullptr;
+
+    explicit ColBuffers(const Geometry& g, bool wide = false)
+    {
+        if (g.pointwise())
+        {
+            return;
+        }
+        if (!wide)
+        {
+            col = scratch<T>(g.rows() * g.cols() + padded_size(g));
+            padded = col + g.rows() * g.cols();
+            return;
+        }
+        const std::size_t wcols = wide_cols(g);
+        col = scratch<T>(g.rows() * wcols + g.kg * wcols + wide_plane_size(g));
+        wide_dy = col + g.rows() * wcols;
+        padded = wide_dy + g.kg * wcols;
+        std::fill(wide_dy, padded, T(0));
+    }
+};
 
 } // namespace tapegrad::detail::conv

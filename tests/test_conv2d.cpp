@@ -342,6 +342,42 @@ TEMPLATE_TEST_CASE("conv2d: fast dX (W^T dY + col2im) equals the rot180 full-con
     }
 }
 
+TEMPLATE_TEST_CASE("conv2d: stride-1 kernels (wide-row dX) on uneven paddings, dilations and kernels",
+                   "[conv2d]", float, double)
+{
+    // Stride 1 runs dX on rows as wide as the padded input; these shapes make the unused columns
+    // and the run past the last padded row as large as they get: padding differing per axis or
+    // wider than the kernel, dilation per axis, 1-wide and tall kernels, no padding, groups, and
+    // batches large enough to run threaded.
+    using T = TestType;
+    const std::vector<Case> stride1 = {
+      {2, 2, 3, 6, 7, 3, 2, {.padding = {3, 1}, .dilation = {2, 3}}},
+      {3, 4, 4, 5, 9, 2, 3, {.padding = {0, 4}, .dilation = {1, 2}, .groups = 2}},
+      {2, 3, 2, 7, 5, 1, 4, {.padding = {2, 0}}},
+      {2, 1, 3, 8, 4, 4, 1, {.padding = {1, 3}, .dilation = {2, 1}}},
+      {4, 3, 5, 9, 9, 3, 3, {.dilation = 3}},
+      {6, 8, 16, 10, 11, 3, 5, {.padding = {1, 2}}},
+      {5, 6, 12, 9, 9, 3, 3, {.padding = 2, .dilation = 2, .groups = 3}},
+    };
+    tg::Generator gen(21);
+    for (const Case& cs : stride1)
+    {
+        INFO(describe(cs));
+        const auto G = static_cast<std::size_t>(cs.opt.groups);
+        const tg::Shape xs{cs.n, cs.c, cs.h, cs.w};
+        const auto x = small_ints<T>(xs, gen);
+        const auto w = small_ints<T>({cs.k, cs.c / G, cs.kh, cs.kw}, gen);
+        const tg::Shape ws(w.shape().begin(), w.shape().end());
+        const auto y = tg::conv2d_forward<T>(x, w, nullptr, cs.opt);
+        CHECK(mismatch(y, naive_forward<T>(x, w, nullptr, cs.opt)) == "");
+        const auto dy = small_ints<T>(tg::Shape(y.shape().begin(), y.shape().end()), gen);
+        CHECK(mismatch(tg::conv2d_backward_input(dy, w, xs, cs.opt),
+                       tg::conv2d_backward_input_full_conv(dy, w, xs, cs.opt)) == "");
+        CHECK(mismatch(tg::conv2d_backward_weight(dy, x, ws, cs.opt), naive_weight_grad(dy, x, ws, cs.opt)) ==
+              "");
+    }
+}
+
 TEST_CASE("conv2d: the recorded op's gradients are the kernels' and only the requested ones", "[conv2d]")
 {
     tg::Generator gen(5);
