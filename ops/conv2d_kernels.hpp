@@ -159,8 +159,8 @@ inline std::size_t padded_size(const Geometry& g)
 
 /// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
 /// for the cg channels of one image-group starting at `x`. With padding, the planes are first
-/// copied with their zero border into `xp` (padded_size(g) elements), so every col row is ho plain
-/// (strided) copies of wo elements.
+/// copied into the interior of `xp` (padded_size(g) elements, its border already zero: see
+/// ColBuffers), so every col row is ho plain (strided) copies of wo elements.
 template <class T>
 void im2col(const T* x, const Geometry& g, T* col, T* xp)
 {
@@ -170,16 +170,10 @@ void im2col(const T* x, const Geometry& g, T* col, T* xp)
     {
         for (std::size_t c = 0; c < g.cg; ++c)
         {
-            T* plane = xp + c * hp * wp;
-            std::fill(plane, plane + ph * wp, T(0));
             for (std::size_t r = 0; r < g.h; ++r)
             {
-                T* row = plane + (ph + r) * wp;
-                std::fill(row, row + pw, T(0));
-                copy_short(row + pw, x + (c * g.h + r) * g.w, g.w);
-                std::fill(row + pw + g.w, row + wp, T(0));
+                copy_short(xp + (c * hp + ph + r) * wp + pw, x + (c * g.h + r) * g.w, g.w);
             }
-            std::fill(plane + (ph + g.h) * wp, plane + hp * wp, T(0));
         }
         x = xp;
     }
@@ -328,8 +322,9 @@ void col2im_wide(const T* col, const Geometry& g, T* dx, T* plane)
 // ---------------------------------------------------------------------------------------------
 // Buffers
 
-/// One thread's buffers, in its scratch memory: for im2col/col2im the col matrix and the
-/// zero-padded image; for dX on wide rows (`wide`) the wide col, the wide dY (zeroed here, see
+/// One thread's buffers, in its scratch memory, for one kernel call: for im2col/col2im the col
+/// matrix and the padded image (zeroed here: im2col writes only its interior; col2im zeroes what
+/// it sums into); for dX on wide rows (`wide`) the wide col, the wide dY (zeroed here, see
 /// widen()) and one padded plane. None for a pointwise convolution.
 template <class T>
 struct ColBuffers
@@ -348,6 +343,7 @@ struct ColBuffers
         {
             col = scratch<T>(g.rows() * g.cols() + padded_size(g));
             padded = col + g.rows() * g.cols();
+            std::fill(padded, padded + padded_size(g), T(0));
             return;
         }
         const std::size_t wcols = wide_cols(g);
