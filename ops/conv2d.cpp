@@ -14,10 +14,13 @@ namespace tapegrad
 namespace
 {
 
+using detail::conv::add_bias;
 using detail::conv::col2im;
 using detail::conv::ColBuffers;
+using detail::conv::gather_dy;
 using detail::conv::Geometry;
 using detail::conv::im2col;
+using detail::conv::images_per_gemm;
 using detail::conv::sum_row;
 
 Shape x_shape(const Geometry& g)
@@ -179,37 +182,55 @@ void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k,
 // Forward kernel
 
 /// Per image and group: im2col, then Y_g[kg x cols] = W_g[kg x rows] * col[rows x cols] straight
-/// into y, then the bias.
+/// into y, then the bias. Small outputs put several images side by side in one GEMM (col rows
+/// nt*cols long) and copy each image's columns out.
 template <class T>
 void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 {
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
+    const std::size_t batch = images_per_gemm(g);
+    const std::size_t batches = (g.n + batch - 1) / batch;
 #pragma omp parallel if (parallel_batch(g))
     {
-        const ColBuffers<T> buf(g);
+        const ColBuffers<T> buf(g, false, batch);
 #pragma omp for schedule(static)
-        for (std::size_t n = 0; n < g.n; ++n)
+        for (std::size_t bi = 0; bi < batches; ++bi)
         {
+            const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0);
+            const std::size_t ld = nt * cols;
             for (std::size_t gi = 0; gi < g.groups; ++gi)
             {
-                const T* src = x + (n * g.c + gi * g.cg) * hw;
-                T* yg = y + (n * g.k + gi * g.kg) * cols;
-                if (!g.pointwise())
+                const T* wg = w + gi * g.kg * rows;
+                const T* bg = b != nullptr ? b + gi * g.kg : nullptr;
+                const T* xg = x + (n0 * g.c + gi * g.cg) * hw;
+                T* yg = y + (n0 * g.k + gi * g.kg) * cols;
+                if (g.pointwise() || nt == 1)
                 {
-                    im2col(src, g, buf.col, buf.padded);
-                    src = buf.col;
-                }
-                checked_gemm(false, false, g.kg, cols, rows, w + gi * g.kg * rows, rows, src, cols, T(0), yg,
-                             cols);
-                for (std::size_t k = 0; b != nullptr && k < g.kg; ++k)
-                {
-                    const T bk = b[gi * g.kg + k];
-                    T* p = yg + k * cols;
-                    for (std::size_t j = 0; j < cols; ++j)
+                    const T* src = xg;
+                    if (!g.pointwise())
                     {
-                        p[j] += bk;
+                        im2col(xg, g, buf.col, buf.padded, cols);
+                        src = buf.col;
                     }
+                    checked_gemm(false, false, g.kg, cols, rows, wg, rows, src, cols, T(0), yg, cols);
+                    add_bias(yg, bg, g.kg, cols, cols);
+                    continue;
+                }
+                for (std::size_t t = 0; t < nt; ++t)
+                {
+                    im2col(xg + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
+                }
+                checked_gemm(false, false, g.kg, ld, rows, wg, rows, buf.col, ld, T(0), buf.batch_y, ld);
+                for (std::size_t t = 0; t < nt; ++t)
+                {
+                    T* yt = yg + t * g.k * cols;
+                    for (std::size_t k = 0; k < g.kg; ++k)
+                    {
+                        std::copy(buf.batch_y + k * ld + t * cols, buf.batch_y + k * ld + (t + 1) * cols,
+                                  yt + k * cols);
+                    }
+                    add_bias(yt, bg, g.kg, cols, cols);
                 }
             }
         }
@@ -233,31 +254,45 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     const std::size_t size = g.k * rows;
     const std::size_t stride = size + g.k; // one chunk's dW partial, then its db partial
     const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1;
+    const std::size_t batch = images_per_gemm(g);
     std::vector<T> partial(chunks * stride, T(0));
 #pragma omp parallel if (chunks > 1)
     {
-        const ColBuffers<T> buf(g);
+        const ColBuffers<T> buf(g, false, batch);
 #pragma omp for schedule(static)
         for (std::size_t chunk = 0; chunk < chunks; ++chunk)
         {
             T* acc = partial.data() + chunk * stride;
-            for (std::size_t n = chunk * g.n / chunks; n < (chunk + 1) * g.n / chunks; ++n)
+            const std::size_t end = (chunk + 1) * g.n / chunks;
+            for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += batch)
             {
+                const std::size_t nt = std::min(batch, end - n0), ld = nt * cols;
                 for (std::size_t gi = 0; gi < g.groups; ++gi)
                 {
-                    const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
-                    for (std::size_t k = 0; db != nullptr && k < g.kg; ++k)
+                    const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
+                    for (std::size_t t = 0; db != nullptr && t < nt; ++t)
                     {
-                        acc[size + gi * g.kg + k] += sum_row(dyg + k * cols, cols);
+                        for (std::size_t k = 0; k < g.kg; ++k)
+                        {
+                            acc[size + gi * g.kg + k] += sum_row(dyg + (t * g.k + k) * cols, cols);
+                        }
                     }
-                    const T* src = x + (n * g.c + gi * g.cg) * hw;
+                    const T* src = x + (n0 * g.c + gi * g.cg) * hw;
                     if (!g.pointwise())
                     {
-                        im2col(src, g, buf.col, buf.padded);
+                        for (std::size_t t = 0; t < nt; ++t)
+                        {
+                            im2col(src + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
+                        }
                         src = buf.col;
                     }
-                    checked_gemm(false, true, rows, g.kg, cols, src, cols, dyg, cols, T(1),
-                                 acc + gi * g.kg * rows, g.kg);
+                    if (nt > 1)
+                    {
+                        gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
+                        dyg = buf.batch_y;
+                    }
+                    checked_gemm(false, true, rows, g.kg, ld, src, ld, dyg, ld, T(1), acc + gi * g.kg * rows,
+                                 g.kg);
                 }
             }
         }
@@ -297,30 +332,38 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
     const std::size_t hw = g.h * g.w;
     const bool wide = wide_rows(g);
     const std::size_t wcols = wide ? wide_cols(g) : 0;
+    const std::size_t batch = wide ? 1 : images_per_gemm(g);
+    const std::size_t batches = (g.n + batch - 1) / batch;
 #pragma omp parallel if (parallel_batch(g))
     {
-        const ColBuffers<T> buf(g, wide);
+        const ColBuffers<T> buf(g, wide, batch);
 #pragma omp for schedule(static)
-        for (std::size_t n = 0; n < g.n; ++n)
+        for (std::size_t bi = 0; bi < batches; ++bi)
         {
+            const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0), ld = nt * cols;
             for (std::size_t gi = 0; gi < g.groups; ++gi)
             {
-                T* dxg = dx + (n * g.c + gi * g.cg) * hw;
-                const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
+                const T* wg = w + gi * g.kg * rows;
+                T* dxg = dx + (n0 * g.c + gi * g.cg) * hw;
+                const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
                 if (wide)
                 {
                     widen(dyg, g, buf.wide_dy);
-                    checked_gemm(true, false, rows, wcols, g.kg, w + gi * g.kg * rows, rows, buf.wide_dy,
-                                 wcols, T(0), buf.col, wcols);
+                    checked_gemm(true, false, rows, wcols, g.kg, wg, rows, buf.wide_dy, wcols, T(0), buf.col,
+                                 wcols);
                     col2im_wide(buf.col, g, dxg, buf.padded);
                     continue;
                 }
-                T* dst = g.pointwise() ? dxg : buf.col;
-                checked_gemm(true, false, rows, cols, g.kg, w + gi * g.kg * rows, rows, dyg, cols, T(0), dst,
-                             cols);
-                if (!g.pointwise())
+                if (nt > 1)
                 {
-                    col2im(buf.col, g, dxg, buf.padded);
+                    gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
+                    dyg = buf.batch_y;
+                }
+                T* dst = g.pointwise() ? dxg : buf.col;
+                checked_gemm(true, false, rows, ld, g.kg, wg, rows, dyg, ld, T(0), dst, ld);
+                for (std::size_t t = 0; t < nt && !g.pointwise(); ++t)
+                {
+                    col2im(buf.col + t * cols, g, dxg + t * g.c * hw, buf.padded, ld);
                 }
             }
         }

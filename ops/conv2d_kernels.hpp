@@ -158,11 +158,12 @@ inline std::size_t padded_size(const Geometry& g)
 }
 
 /// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
-/// for the cg channels of one image-group starting at `x`. With padding, the planes are first
+/// for the cg channels of one image-group starting at `x`; col rows are `ld` apart (cols(), or
+/// more when several images sit side by side). With padding, the planes are first
 /// copied into the interior of `xp` (padded_size(g) elements, its border already zero: see
 /// ColBuffers), so every col row is ho plain (strided) copies of wo elements.
 template <class T>
-void im2col(const T* x, const Geometry& g, T* col, T* xp)
+void im2col(const T* x, const Geometry& g, T* col, T* xp, std::size_t ld)
 {
     const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
     const std::size_t hp = g.h + 2 * ph, wp = g.w + 2 * pw;
@@ -177,7 +178,6 @@ void im2col(const T* x, const Geometry& g, T* col, T* xp)
         }
         x = xp;
     }
-    const std::size_t cols = g.cols();
     const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
     const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
     for (std::size_t c = 0; c < g.cg; ++c)
@@ -186,7 +186,7 @@ void im2col(const T* x, const Geometry& g, T* col, T* xp)
         {
             for (std::size_t e = 0; e < g.kw; ++e)
             {
-                T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
+                T* row = col + ((c * g.kh + a) * g.kw + e) * ld;
                 const T* src = x + (c * hp + a * dh) * wp + e * dw;
                 for (std::size_t i = 0; i < g.ho; ++i)
                 {
@@ -207,17 +207,16 @@ void im2col(const T* x, const Geometry& g, T* col, T* xp)
 }
 
 /// The adjoint of im2col: dx (the cg planes of one image-group, overwritten) = the sum of every
-/// col entry into the input pixel it was read from. With padding the sums go into the zero-padded
-/// planes `xp` (padded_size(g) elements, L1-sized for typical layers), whose interior is then
+/// col entry (rows `ld` apart) into the input pixel it was read from. With padding the sums go into the
+/// zero-padded planes `xp` (padded_size(g) elements, L1-sized for typical layers), whose interior is then
 /// copied out, so every col row segment is added whole, with no bounds logic.
 template <class T>
-void col2im(const T* col, const Geometry& g, T* dx, T* xp)
+void col2im(const T* col, const Geometry& g, T* dx, T* xp, std::size_t ld)
 {
     const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
     const std::size_t hp = g.h + 2 * ph, wp = g.w + 2 * pw;
     const bool padded = ph != 0 || pw != 0;
     T* acc = padded ? xp : dx;
-    const std::size_t cols = g.cols();
     const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
     const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
     for (std::size_t c = 0; c < g.cg; ++c)
@@ -228,7 +227,7 @@ void col2im(const T* col, const Geometry& g, T* dx, T* xp)
         {
             for (std::size_t e = 0; e < g.kw; ++e)
             {
-                const T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
+                const T* row = col + ((c * g.kh + a) * g.kw + e) * ld;
                 T* dst = plane + a * dh * wp + e * dw;
                 for (std::size_t i = 0; i < g.ho; ++i)
                 {
@@ -249,6 +248,50 @@ void col2im(const T* col, const Geometry& g, T* dx, T* xp)
             {
                 copy_short(dx + (c * g.h + r) * g.w, plane + (ph + r) * wp + pw, g.w);
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several images per GEMM
+
+/// Images side by side in one GEMM: enough that its N = images * cols reaches about 256 (small
+/// outputs, e.g. after a stride 2, make thin GEMMs that BLAS runs slowly). 1 for pointwise.
+inline std::size_t images_per_gemm(const Geometry& g)
+{
+    if (g.pointwise() || g.cols() == 0 || g.cols() >= 256)
+    {
+        return 1;
+    }
+    return std::max<std::size_t>(1, std::min(g.n, 256 / g.cols()));
+}
+
+/// y[k][0, cols) += b[k] for kg rows `ld` apart; nothing when b is null.
+template <class T>
+void add_bias(T* y, const T* b, std::size_t kg, std::size_t cols, std::size_t ld)
+{
+    for (std::size_t k = 0; b != nullptr && k < kg; ++k)
+    {
+        T* p = y + k * ld;
+        for (std::size_t j = 0; j < cols; ++j)
+        {
+            p[j] += b[k];
+        }
+    }
+}
+
+/// out[k][t*cols + j] = dy[n0 + t][gi*kg + k][j]: the dY of nt images side by side, rows ld apart.
+template <class T>
+void gather_dy(const T* dy, const Geometry& g, std::size_t n0, std::size_t nt, std::size_t gi, T* out,
+               std::size_t ld)
+{
+    const std::size_t cols = g.cols();
+    for (std::size_t t = 0; t < nt; ++t)
+    {
+        const T* src = dy + ((n0 + t) * g.k + gi * g.kg) * cols;
+        for (std::size_t k = 0; k < g.kg; ++k)
+        {
+            std::copy(src + k * cols, src + (k + 1) * cols, out + k * ld + t * cols);
         }
     }
 }
@@ -333,7 +376,9 @@ struct ColBuffers
     T* padded = nullptr;
     T* wide_dy = nullptr;
 
-    explicit ColBuffers(const Geometry& g, bool wide = false)
+    T* batch_y = nullptr; ///< Y or dY of `batch` images side by side (batch > 1)
+
+    explicit ColBuffers(const Geometry& g, bool wide = false, std::size_t batch = 1)
     {
         if (g.pointwise())
         {
@@ -341,8 +386,11 @@ struct ColBuffers
         }
         if (!wide)
         {
-            col = scratch<T>(g.rows() * g.cols() + padded_size(g));
-            padded = col + g.rows() * g.cols();
+            const std::size_t col_size = g.rows() * g.cols() * batch;
+            const std::size_t y_size = batch > 1 ? g.kg * g.cols() * batch : 0;
+            col = scratch<T>(col_size + y_size + padded_size(g));
+            batch_y = col + col_size;
+            padded = batch_y + y_size;
             std::fill(padded, padded + padded_size(g), T(0));
             return;
         }

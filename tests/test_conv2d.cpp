@@ -512,6 +512,51 @@ TEST_CASE("conv2d: results are bit for bit the same with 1 and 2 threads", "[con
     }
 }
 
+TEST_CASE("conv2d: several images per GEMM (small outputs) give the same bits with 1 and 2 threads",
+          "[conv2d]")
+{
+    // An 8x8 output puts several images side by side in one GEMM; the batches and the dW chunks
+    // are fixed by the shape alone, so the thread count must not change a bit. Checked against
+    // the naive loops too.
+    tg::Generator gen(13);
+    const tg::Conv2dOptions opt{.stride = 2, .padding = 1};
+    const auto x = tg::randn<float>({11, 6, 16, 16}, gen);
+    const auto w = tg::randn<float>({10, 6, 3, 3}, gen);
+    const auto b = tg::randn<float>({10}, gen);
+    const auto dy = tg::randn<float>({11, 10, 8, 8}, gen);
+    const int before = omp_get_max_threads();
+    auto run = [&](int threads)
+    {
+        omp_set_num_threads(threads);
+        auto xx = x.detach().set_requires_grad(true);
+        auto ww = w.detach().set_requires_grad(true);
+        auto bb = b.detach().set_requires_grad(true);
+        auto y = tg::conv2d(xx, ww, bb, opt);
+        y.backward(dy);
+        return std::vector<xt::xarray<float>>{y.value(), xx.grad().value(), ww.grad().value(),
+                                              bb.grad().value()};
+    };
+    const auto one = run(1);
+    const auto two = run(2);
+    omp_set_num_threads(before);
+    for (std::size_t i = 0; i < one.size(); ++i)
+    {
+        INFO("output " << i << " (y, dx, dw, db)");
+        CHECK(mismatch(two[i], one[i]) == "");
+    }
+    const auto ref_y = naive_forward<float>(x.value(), w.value(), &b.value(), opt);
+    const tg::Shape ws{10, 6, 3, 3};
+    const auto ref_dw = naive_weight_grad<float>(dy.value(), x.value(), ws, opt);
+    for (std::size_t i = 0; i < ref_y.size(); ++i)
+    {
+        REQUIRE(one[0].data()[i] == Approx(ref_y.data()[i]).margin(1e-4));
+    }
+    for (std::size_t i = 0; i < ref_dw.size(); ++i)
+    {
+        REQUIRE(one[2].data()[i] == Approx(ref_dw.data()[i]).margin(1e-3));
+    }
+}
+
 TEST_CASE("conv2d: empty batch, no input channels, no output channels", "[conv2d]")
 {
     // An empty batch gives an empty output; with no input channels the output is the bias.
