@@ -5,7 +5,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <memory>
 #include <vector>
 
 namespace tapegrad
@@ -166,11 +165,11 @@ void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k,
     {
         return;
     }
-    if (k == 0)
+    if (k == 0) // C = beta C, with beta 0 or 1 here
     {
-        for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t i = 0; i < m && beta == T(0); ++i)
         {
-            std::for_each(c + i * ldc, c + i * ldc + n, [beta](T& v) { v = beta == T(0) ? T(0) : v * beta; });
+            std::fill(c + i * ldc, c + i * ldc + n, T(0));
         }
         return;
     }
@@ -322,8 +321,8 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     }
 }
 
-/// dX_n = col2im(W_g^T * dY_g) per image and group; for stride 1 on wide rows (see
-/// conv2d_kernels.hpp).
+/// dX_n = col2im(W_g^T * dY_g) per image and group, small outputs several images per GEMM as in
+/// the forward; for stride 1 on wide rows (see conv2d_kernels.hpp).
 template <class T>
 void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 {
