@@ -1,7 +1,10 @@
 // conv2d kernels against the LibTorch anchors of shared/research/anchors.md (W1 S1-S4).
 //
-//   ./build/benchmarks/tapegrad_bench --benchmark_filter=conv2d --benchmark_repetitions=10
-//       --benchmark_report_aggregates_only=true
+//   OPENBLAS_CORETYPE=SkylakeX ./build/benchmarks/tapegrad_bench --benchmark_filter=conv2d
+//       --benchmark_repetitions=10 --benchmark_report_aggregates_only=true
+//
+// (OPENBLAS_CORETYPE: Debian's OpenBLAS 0.3.21 does not know recent Xeons and otherwise runs its
+// generic kernels; see ops/blas.hpp.)
 //
 // GFLOP/s counts 2 N K Ho Wo (C/G) kh kw per direction: forward, dX and dW (the bias is
 // negligible), so fwd+bwd is 3x the forward count.
@@ -161,3 +164,6 @@ BENCHMARK_CAPTURE(conv2d_fwd, S2, S2)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_bwd_input, S2, S2)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_bwd_weight, S2, S2)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_bwd_bias, S2, S2)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_fwd, S4, S4)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_bwd_input, S4, S4)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_bwd_weight, S4, S4)->Apply(threads_1_2);

@@ -1,9 +1,10 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/ops/conv2d.hpp>
-#include <tapegrad/ops/conv2d_simd.hpp>
+#include <tapegrad/ops/conv2d_kernels.hpp>
+
+#include <cblas.h>
 
 #include <algorithm>
-#include <memory>
 #include <vector>
 
 namespace tapegrad
@@ -12,31 +13,27 @@ namespace tapegrad
 namespace
 {
 
-using detail::copy_row;
-using detail::gather_row;
-using detail::gemm;
-using detail::strided_copy;
-using detail::sum_row;
-using detail::transpose;
+using detail::conv::add_bias;
+using detail::conv::col2im;
+using detail::conv::ColBuffers;
+using detail::conv::gather_dy;
+using detail::conv::Geometry;
+using detail::conv::im2col;
+using detail::conv::images_per_gemm;
+using detail::conv::sum_row;
 
-/// Every size of one convolution, validated. Channels are split into `groups` blocks of `cg`
-/// input and `kg` output channels; one image-group is a GEMM of [kg x rows] * [rows x cols].
-struct Geometry
+Shape x_shape(const Geometry& g)
 {
-    std::size_t n = 0, c = 0, h = 0, w = 0;
-    std::size_t k = 0, kh = 0, kw = 0;
-    std::size_t groups = 1, cg = 0, kg = 0;
-    std::int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
-    std::size_t ho = 0, wo = 0;
-
-    std::size_t rows() const { return cg * kh * kw; }
-    std::size_t cols() const { return ho * wo; }
-    /// 1x1 kernel, stride 1, no padding: the input plane already is the col matrix.
-    bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
-    Shape x_shape() const { return {n, c, h, w}; }
-    Shape w_shape() const { return {k, cg, kh, kw}; }
-    Shape y_shape() const { return {n, k, ho, wo}; }
-};
+    return {g.n, g.c, g.h, g.w};
+}
+Shape w_shape(const Geometry& g)
+{
+    return {g.k, g.cg, g.kh, g.kw};
+}
+Shape y_shape(const Geometry& g)
+{
+    return {g.n, g.k, g.ho, g.wo};
+}
 
 template <class S>
 Shape to_shape(const S& s)
@@ -113,8 +110,8 @@ void check_bias(const Shape& bs, const Geometry& g)
     if (bs.size() != 1 || bs[0] != g.k)
     {
         throw ShapeError(detail::cat("tg::conv2d: b must be 1-D [K] = [", g.k, "] to match w ",
-                                     shape_str(g.w_shape()), ", got shape ", shape_str(bs), " (x ",
-                                     shape_str(g.x_shape()), ")"));
+                                     shape_str(w_shape(g)), ", got shape ", shape_str(bs), " (x ",
+                                     shape_str(x_shape(g)), ")"));
     }
 }
 
@@ -128,165 +125,111 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scratch memory and threading
-
-/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks); `slot`
-/// tells apart buffers needed at the same time.
-template <class T>
-T* scratch(std::size_t slot, std::size_t size)
-{
-    thread_local std::unique_ptr<T[]> buffer[3];
-    thread_local std::size_t capacity[3] = {0, 0, 0};
-    if (capacity[slot] < size)
-    {
-        buffer[slot].reset(new T[size]);
-        capacity[slot] = size;
-    }
-    return buffer[slot].get();
-}
+// Threading
 
 /// Parallel over the batch only when there is more than one image and enough work to pay for
-/// waking the threads (about 2^18 multiply-adds). A single image runs on one thread (the BLAS
-/// fallback, outside a parallel region, may use its own).
+/// waking the threads (about 2^18 multiply-adds). Otherwise the loop runs on the calling thread
+/// (and BLAS, outside a parallel region, may use its own threads).
 inline bool parallel_batch(const Geometry& g)
 {
     return g.n > 1 && g.n * g.k * g.cols() * g.rows() >= (std::size_t{1} << 18);
 }
 
 // ---------------------------------------------------------------------------------------------
-// im2col / col2im
+// BLAS
 
-/// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
-/// for the cg channels of one image-group starting at `x`. The image is first copied with its
-/// zero border (a small per-thread buffer), so every col row is a plain strided read of it.
-template <class T>
-void im2col(const T* x, const Geometry& g, T* col)
+/// C[m x n] = A[m x k] * B[k x n] + beta C, row-major; `ta`/`tb`: the operand is stored transposed
+/// (A as [k x m], B as [n x k]). Empty products are handled here, as BLAS rejects a zero leading
+/// dimension.
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
 {
-    const std::size_t hp = g.h + 2 * static_cast<std::size_t>(g.ph);
-    const std::size_t wp = g.w + 2 * static_cast<std::size_t>(g.pw);
-    const auto pw = static_cast<std::size_t>(g.pw);
-    T* xp = scratch<T>(2, g.cg * hp * wp);
-    for (std::size_t c = 0; c < g.cg; ++c)
-    {
-        for (std::size_t r = 0; r < hp; ++r)
-        {
-            const std::int64_t ih = static_cast<std::int64_t>(r) - g.ph;
-            const bool inside = ih >= 0 && ih < static_cast<std::int64_t>(g.h);
-            copy_row(xp + (c * hp + r) * wp, wp,
-                     inside ? x + (c * g.h + static_cast<std::size_t>(ih)) * g.w : x, inside ? pw : 0,
-                     inside ? pw + g.w : 0);
-        }
-    }
-    const std::size_t cols = g.cols();
-    const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
-    for (std::size_t c = 0; c < g.cg; ++c)
-    {
-        for (std::size_t a = 0; a < g.kh; ++a)
-        {
-            for (std::size_t e = 0; e < g.kw; ++e)
-            {
-                T* row = col + ((c * g.kh + a) * g.kw + e) * cols;
-                const T* src = xp + (c * hp + a * static_cast<std::size_t>(g.dh)) * wp +
-                               e * static_cast<std::size_t>(g.dw);
-                for (std::size_t i = 0; i < g.ho; ++i)
-                {
-                    strided_copy(row + i * g.wo, src + i * sh * wp, g.wo, sw);
-                }
-            }
-        }
-    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda),
+                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-/// Which col entries feed each dX row, worked out once per call (no division per row): dX row ih
-/// takes taps start[ih] .. start[ih + 1], tap t reading col row block offset col_off[t] (within
-/// one channel's kh*kw rows) at width offset w_off[t].
-struct Col2imPlan
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
 {
-    std::vector<std::size_t> start, col_off;
-    std::vector<std::int64_t> w_off;
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda),
+                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
 
-    explicit Col2imPlan(const Geometry& g)
-    {
-        start.push_back(0);
-        for (std::size_t ih = 0; ih < g.h; ++ih)
-        {
-            for (std::size_t a = 0; a < g.kh; ++a)
-            {
-                const std::int64_t num =
-                  static_cast<std::int64_t>(ih) + g.ph - static_cast<std::int64_t>(a) * g.dh;
-                if (num < 0 || num % g.sh != 0 || num / g.sh >= static_cast<std::int64_t>(g.ho))
-                {
-                    continue;
-                }
-                const auto i = static_cast<std::size_t>(num / g.sh);
-                for (std::size_t e = 0; e < g.kw; ++e)
-                {
-                    col_off.push_back((a * g.kw + e) * g.cols() + i * g.wo);
-                    w_off.push_back(g.pw - static_cast<std::int64_t>(e) * g.dw);
-                }
-            }
-            start.push_back(col_off.size());
-        }
-    }
-};
-
-/// The adjoint of im2col: each dX row gathers its taps (at most kh*kw col rows, each read at
-/// width stride sw) and is written once, so dX needs no zeroing. `taps` has room for kh*kw.
 template <class T>
-void col2im(const T* col, const Geometry& g, const Col2imPlan& plan, T* dx, const T** taps)
+void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda,
+                  const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
 {
-    const std::size_t block = g.kh * g.kw * g.cols();
-    for (std::size_t c = 0; c < g.cg; ++c)
+    if (m == 0 || n == 0)
     {
-        for (std::size_t ih = 0; ih < g.h; ++ih)
-        {
-            const std::size_t t0 = plan.start[ih], t1 = plan.start[ih + 1];
-            for (std::size_t t = t0; t < t1; ++t)
-            {
-                taps[t - t0] = col + c * block + plan.col_off[t];
-            }
-            gather_row(dx + (c * g.h + ih) * g.w, g.w, taps, plan.w_off.data() + t0, t1 - t0, g.wo,
-                       static_cast<std::size_t>(g.sw));
-        }
+        return;
     }
+    if (k == 0) // C = beta C, with beta 0 or 1 here
+    {
+        for (std::size_t i = 0; i < m && beta == T(0); ++i)
+        {
+            std::fill(c + i * ldc, c + i * ldc + n, T(0));
+        }
+        return;
+    }
+    gemm(ta, tb, m, n, k, a, std::max<std::size_t>(lda, 1), b, std::max<std::size_t>(ldb, 1), beta, c,
+         std::max<std::size_t>(ldc, 1));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Forward kernel
 
+/// Per image and group: im2col, then Y_g[kg x cols] = W_g[kg x rows] * col[rows x cols] straight
+/// into y, then the bias. Small outputs put several images side by side in one GEMM (col rows
+/// nt*cols long) and copy each image's columns out.
 template <class T>
 void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 {
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
+    const std::size_t batch = images_per_gemm(g);
+    const std::size_t batches = (g.n + batch - 1) / batch;
 #pragma omp parallel if (parallel_batch(g))
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
-#pragma omp for schedule(dynamic)
-        for (std::size_t n = 0; n < g.n; ++n)
+        const ColBuffers<T> buf(g, false, batch);
+#pragma omp for schedule(static)
+        for (std::size_t bi = 0; bi < batches; ++bi)
         {
+            const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0);
+            const std::size_t ld = nt * cols;
             for (std::size_t gi = 0; gi < g.groups; ++gi)
             {
-                const T* xg = x + (n * g.c + gi * g.cg) * hw;
-                T* yg = y + (n * g.k + gi * g.kg) * cols;
-                const T* src = xg;
-                if (!g.pointwise())
+                const T* wg = w + gi * g.kg * rows;
+                const T* bg = b != nullptr ? b + gi * g.kg : nullptr;
+                const T* xg = x + (n0 * g.c + gi * g.cg) * hw;
+                T* yg = y + (n0 * g.k + gi * g.kg) * cols;
+                if (g.pointwise() || nt == 1)
                 {
-                    im2col(xg, g, col);
-                    src = col;
+                    const T* src = xg;
+                    if (!g.pointwise())
+                    {
+                        im2col(xg, g, buf.col, buf.padded, cols);
+                        src = buf.col;
+                    }
+                    checked_gemm(false, false, g.kg, cols, rows, wg, rows, src, cols, T(0), yg, cols);
+                    add_bias(yg, bg, g.kg, cols, cols);
+                    continue;
                 }
-                gemm(g.kg, cols, rows, w + gi * g.kg * rows, rows, 1, src, cols, yg, cols, false);
-                if (b != nullptr)
+                for (std::size_t t = 0; t < nt; ++t)
                 {
+                    im2col(xg + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
+                }
+                checked_gemm(false, false, g.kg, ld, rows, wg, rows, buf.col, ld, T(0), buf.batch_y, ld);
+                for (std::size_t t = 0; t < nt; ++t)
+                {
+                    T* yt = yg + t * g.k * cols;
                     for (std::size_t k = 0; k < g.kg; ++k)
                     {
-                        const T bk = b[gi * g.kg + k];
-                        T* p = yg + k * cols;
-                        for (std::size_t j = 0; j < cols; ++j)
-                        {
-                            p[j] += bk;
-                        }
+                        std::copy(buf.batch_y + k * ld + t * cols, buf.batch_y + k * ld + (t + 1) * cols,
+                                  yt + k * cols);
                     }
+                    add_bias(yt, bg, g.kg, cols, cols);
                 }
             }
         }
@@ -296,12 +239,12 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 // ---------------------------------------------------------------------------------------------
 // Backward kernels
 
-/// dW += dY_n * col_n^T for every image. The batch is cut into a fixed number of chunks, each
-/// summed into its own partial dW, and the partials are added in chunk order: threads never share
-/// an accumulator, and the result is the same bit for bit whatever the number of threads.
-/// The GEMM wants its B operand row-contiguous, so the smaller of col [rows x cols] and
-/// dY_n [kg x cols] is transposed: dW = dY_n * (col^T) or dW^T = col * (dY_n^T).
-/// If `db` is given, the bias gradient is summed in the same pass, while dY_n is in cache.
+/// dW_g^T[rows x kg] += col[rows x cols] * dY_g^T for every image and group (OpenBLAS packs this
+/// form faster than dY_g * col^T), transposed into dW at the end. The batch is cut into a
+/// fixed number of chunks, each summed into its own partial dW (and db), and the partials are
+/// added in chunk order: threads never share an accumulator, and the result is the same bit for
+/// bit whatever the number of threads. If `db` is given, the bias gradient is summed in the same
+/// pass, while dY_n is in cache.
 template <class T>
 void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T* db = nullptr)
 {
@@ -309,47 +252,46 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     const std::size_t hw = g.h * g.w;
     const std::size_t size = g.k * rows;
     const std::size_t stride = size + g.k; // one chunk's dW partial, then its db partial
-    const bool transpose_col = rows <= g.kg;
     const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1;
+    const std::size_t batch = images_per_gemm(g);
     std::vector<T> partial(chunks * stride, T(0));
 #pragma omp parallel if (chunks > 1)
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
-        T* bt = scratch<T>(1, cols * (transpose_col ? rows : g.kg));
-#pragma omp for schedule(dynamic)
+        const ColBuffers<T> buf(g, false, batch);
+#pragma omp for schedule(static)
         for (std::size_t chunk = 0; chunk < chunks; ++chunk)
         {
             T* acc = partial.data() + chunk * stride;
-            for (std::size_t n = chunk * g.n / chunks; n < (chunk + 1) * g.n / chunks; ++n)
+            const std::size_t end = (chunk + 1) * g.n / chunks;
+            for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += batch)
             {
+                const std::size_t nt = std::min(batch, end - n0), ld = nt * cols;
                 for (std::size_t gi = 0; gi < g.groups; ++gi)
                 {
-                    const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
-                    for (std::size_t k = 0; db != nullptr && k < g.kg; ++k)
+                    const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
+                    for (std::size_t t = 0; db != nullptr && t < nt; ++t)
                     {
-                        acc[size + gi * g.kg + k] += sum_row(dyg + k * cols, cols);
+                        for (std::size_t k = 0; k < g.kg; ++k)
+                        {
+                            acc[size + gi * g.kg + k] += sum_row(dyg + (t * g.k + k) * cols, cols);
+                        }
                     }
-                    if (size == 0 || cols == 0)
-                    {
-                        continue;
-                    }
-                    const T* src = x + (n * g.c + gi * g.cg) * hw;
+                    const T* src = x + (n0 * g.c + gi * g.cg) * hw;
                     if (!g.pointwise())
                     {
-                        im2col(src, g, col);
-                        src = col;
+                        for (std::size_t t = 0; t < nt; ++t)
+                        {
+                            im2col(src + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
+                        }
+                        src = buf.col;
                     }
-                    T* accg = acc + gi * g.kg * rows;
-                    if (transpose_col)
+                    if (nt > 1)
                     {
-                        transpose(src, rows, cols, bt);
-                        gemm(g.kg, rows, cols, dyg, cols, 1, bt, rows, accg, rows, true);
+                        gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
+                        dyg = buf.batch_y;
                     }
-                    else
-                    {
-                        transpose(dyg, g.kg, cols, bt);
-                        gemm(rows, g.kg, cols, src, cols, 1, bt, g.kg, accg, g.kg, true);
-                    }
+                    checked_gemm(false, true, rows, g.kg, ld, src, ld, dyg, ld, T(1), acc + gi * g.kg * rows,
+                                 g.kg);
                 }
             }
         }
@@ -365,13 +307,12 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     for (std::size_t gi = 0; gi < g.groups; ++gi)
     {
         const T* src = partial.data() + gi * g.kg * rows;
-        if (transpose_col)
+        for (std::size_t k = 0; k < g.kg; ++k)
         {
-            std::copy(src, src + g.kg * rows, dw + gi * g.kg * rows);
-        }
-        else
-        {
-            transpose(src, rows, g.kg, dw + gi * g.kg * rows);
+            for (std::size_t r = 0; r < rows; ++r)
+            {
+                dw[(gi * g.kg + k) * rows + r] = src[r * g.kg + k];
+            }
         }
     }
     if (db != nullptr)
@@ -380,32 +321,49 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     }
 }
 
-/// dX_n = col2im(W^T * dY_n) per image.
+/// dX_n = col2im(W_g^T * dY_g) per image and group, small outputs several images per GEMM as in
+/// the forward; for stride 1 on wide rows (see conv2d_kernels.hpp).
 template <class T>
 void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 {
+    using namespace detail::conv;
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
-    const Col2imPlan plan(g);
+    const bool wide = wide_rows(g);
+    const std::size_t wcols = wide ? wide_cols(g) : 0;
+    const std::size_t batch = wide ? 1 : images_per_gemm(g);
+    const std::size_t batches = (g.n + batch - 1) / batch;
 #pragma omp parallel if (parallel_batch(g))
     {
-        T* col = g.pointwise() ? nullptr : scratch<T>(0, rows * cols);
-        std::vector<const T*> taps(g.kh * g.kw);
-#pragma omp for schedule(dynamic)
-        for (std::size_t n = 0; n < g.n; ++n)
+        const ColBuffers<T> buf(g, wide, batch);
+#pragma omp for schedule(static)
+        for (std::size_t bi = 0; bi < batches; ++bi)
         {
+            const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0), ld = nt * cols;
             for (std::size_t gi = 0; gi < g.groups; ++gi)
             {
-                T* dxg = dx + (n * g.c + gi * g.cg) * hw;
-                const T* dyg = dy + (n * g.k + gi * g.kg) * cols;
                 const T* wg = w + gi * g.kg * rows;
-                if (g.pointwise())
+                T* dxg = dx + (n0 * g.c + gi * g.cg) * hw;
+                const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
+                if (wide)
                 {
-                    gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, dxg, cols, false);
+                    widen(dyg, g, buf.wide_dy);
+                    checked_gemm(true, false, rows, wcols, g.kg, wg, rows, buf.wide_dy, wcols, T(0), buf.col,
+                                 wcols);
+                    col2im_wide(buf.col, g, dxg, buf.padded);
                     continue;
                 }
-                gemm(rows, cols, g.kg, wg, 1, rows, dyg, cols, col, cols, false);
-                col2im(col, g, plan, dxg, taps.data());
+                if (nt > 1)
+                {
+                    gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
+                    dyg = buf.batch_y;
+                }
+                T* dst = g.pointwise() ? dxg : buf.col;
+                checked_gemm(true, false, rows, ld, g.kg, wg, rows, dyg, ld, T(0), dst, ld);
+                for (std::size_t t = 0; t < nt && !g.pointwise(); ++t)
+                {
+                    col2im(buf.col + t * cols, g, dxg + t * g.c * hw, buf.padded, ld);
+                }
             }
         }
     }
@@ -515,7 +473,7 @@ xt::xarray<T> conv2d_forward(const xt::xarray<T>& x, const xt::xarray<T>& w, con
     {
         check_bias(to_shape(b->shape()), g);
     }
-    auto y = xt::xarray<T>::from_shape(g.y_shape());
+    auto y = xt::xarray<T>::from_shape(y_shape(g));
     forward_kernel(x.data(), w.data(), b != nullptr ? b->data() : nullptr, g, y.data());
     return y;
 }
@@ -525,7 +483,7 @@ xt::xarray<T> conv2d_backward_weight(const xt::xarray<T>& dy, const xt::xarray<T
                                      const Conv2dOptions& options)
 {
     const Geometry g = make_geometry(to_shape(x.shape()), w_shape, options);
-    check_grad_shape("dy", to_shape(dy.shape()), g.y_shape());
+    check_grad_shape("dy", to_shape(dy.shape()), y_shape(g));
     auto dw = xt::xarray<T>::from_shape(w_shape);
     backward_weight_kernel(dy.data(), x.data(), g, dw.data());
     return dw;
@@ -550,7 +508,7 @@ xt::xarray<T> conv2d_backward_input(const xt::xarray<T>& dy, const xt::xarray<T>
                                     const Conv2dOptions& options)
 {
     const Geometry g = make_geometry(x_shape, to_shape(w.shape()), options);
-    check_grad_shape("dy", to_shape(dy.shape()), g.y_shape());
+    check_grad_shape("dy", to_shape(dy.shape()), y_shape(g));
     auto dx = xt::xarray<T>::from_shape(x_shape);
     backward_input_kernel(dy.data(), w.data(), g, dx.data());
     return dx;
@@ -561,7 +519,7 @@ xt::xarray<T> conv2d_backward_input_full_conv(const xt::xarray<T>& dy, const xt:
                                               const Shape& x_shape, const Conv2dOptions& options)
 {
     const Geometry g = make_geometry(x_shape, to_shape(w.shape()), options);
-    check_grad_shape("dy", to_shape(dy.shape()), g.y_shape());
+    check_grad_shape("dy", to_shape(dy.shape()), y_shape(g));
     auto dx = xt::xarray<T>::from_shape(x_shape);
     full_conv_kernel(dy.data(), w.data(), g, dx.data());
     return dx;
@@ -581,7 +539,7 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
     {
         check_bias(b.shape(), g);
     }
-    auto y = xt::xarray<T>::from_shape(g.y_shape());
+    auto y = xt::xarray<T>::from_shape(y_shape(g));
     forward_kernel(vx.data(), vw.data(), b.defined() ? b.value().data() : nullptr, g, y.data());
 
     Saves saves;
@@ -606,7 +564,7 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
                          // dL/dW = X correlated with dY (db summed in the same pass over dY)
                          if (ctx.needs_grad(1))
                          {
-                             auto dw = xt::xarray<T>::from_shape(g.w_shape());
+                             auto dw = xt::xarray<T>::from_shape(w_shape(g));
                              backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data(),
                                                     ctx.needs_grad(2) ? db.data() : nullptr);
                              ctx.accumulate(1, std::move(dw));
@@ -622,7 +580,7 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
                          // dL/dX = full convolution of dY (dilated by the stride) with rot180(W)
                          if (ctx.needs_grad(0))
                          {
-                             auto dx = xt::xarray<T>::from_shape(g.x_shape());
+                             auto dx = xt::xarray<T>::from_shape(x_shape(g));
                              backward_input_kernel(dy.data(), ctx.input(1).data(), g, dx.data());
                              ctx.accumulate(0, std::move(dx));
                          }

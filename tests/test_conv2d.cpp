@@ -342,6 +342,42 @@ TEMPLATE_TEST_CASE("conv2d: fast dX (W^T dY + col2im) equals the rot180 full-con
     }
 }
 
+TEMPLATE_TEST_CASE("conv2d: stride-1 kernels (wide-row dX) on uneven paddings, dilations and kernels",
+                   "[conv2d]", float, double)
+{
+    // Stride 1 runs dX on rows as wide as the padded input; these shapes make the unused columns
+    // and the run past the last padded row as large as they get: padding differing per axis or
+    // wider than the kernel, dilation per axis, 1-wide and tall kernels, no padding, groups, and
+    // batches large enough to run threaded.
+    using T = TestType;
+    const std::vector<Case> stride1 = {
+      {2, 2, 3, 6, 7, 3, 2, {.padding = {3, 1}, .dilation = {2, 3}}},
+      {3, 4, 4, 5, 9, 2, 3, {.padding = {0, 4}, .dilation = {1, 2}, .groups = 2}},
+      {2, 3, 2, 7, 5, 1, 4, {.padding = {2, 0}}},
+      {2, 1, 3, 8, 4, 4, 1, {.padding = {1, 3}, .dilation = {2, 1}}},
+      {4, 3, 5, 9, 9, 3, 3, {.dilation = 3}},
+      {6, 8, 16, 10, 11, 3, 5, {.padding = {1, 2}}},
+      {5, 6, 12, 9, 9, 3, 3, {.padding = 2, .dilation = 2, .groups = 3}},
+    };
+    tg::Generator gen(21);
+    for (const Case& cs : stride1)
+    {
+        INFO(describe(cs));
+        const auto G = static_cast<std::size_t>(cs.opt.groups);
+        const tg::Shape xs{cs.n, cs.c, cs.h, cs.w};
+        const auto x = small_ints<T>(xs, gen);
+        const auto w = small_ints<T>({cs.k, cs.c / G, cs.kh, cs.kw}, gen);
+        const tg::Shape ws(w.shape().begin(), w.shape().end());
+        const auto y = tg::conv2d_forward<T>(x, w, nullptr, cs.opt);
+        CHECK(mismatch(y, naive_forward<T>(x, w, nullptr, cs.opt)) == "");
+        const auto dy = small_ints<T>(tg::Shape(y.shape().begin(), y.shape().end()), gen);
+        CHECK(mismatch(tg::conv2d_backward_input(dy, w, xs, cs.opt),
+                       tg::conv2d_backward_input_full_conv(dy, w, xs, cs.opt)) == "");
+        CHECK(mismatch(tg::conv2d_backward_weight(dy, x, ws, cs.opt), naive_weight_grad(dy, x, ws, cs.opt)) ==
+              "");
+    }
+}
+
 TEST_CASE("conv2d: the recorded op's gradients are the kernels' and only the requested ones", "[conv2d]")
 {
     tg::Generator gen(5);
@@ -473,6 +509,51 @@ TEST_CASE("conv2d: results are bit for bit the same with 1 and 2 threads", "[con
     {
         INFO("output " << i << " (y, dx, dw, db)");
         CHECK(mismatch(two[i], one[i]) == "");
+    }
+}
+
+TEST_CASE("conv2d: several images per GEMM (small outputs) give the same bits with 1 and 2 threads",
+          "[conv2d]")
+{
+    // An 8x8 output puts several images side by side in one GEMM; the batches and the dW chunks
+    // are fixed by the shape alone, so the thread count must not change a bit. Checked against
+    // the naive loops too.
+    tg::Generator gen(13);
+    const tg::Conv2dOptions opt{.stride = 2, .padding = 1};
+    const auto x = tg::randn<float>({11, 6, 16, 16}, gen);
+    const auto w = tg::randn<float>({10, 6, 3, 3}, gen);
+    const auto b = tg::randn<float>({10}, gen);
+    const auto dy = tg::randn<float>({11, 10, 8, 8}, gen);
+    const int before = omp_get_max_threads();
+    auto run = [&](int threads)
+    {
+        omp_set_num_threads(threads);
+        auto xx = x.detach().set_requires_grad(true);
+        auto ww = w.detach().set_requires_grad(true);
+        auto bb = b.detach().set_requires_grad(true);
+        auto y = tg::conv2d(xx, ww, bb, opt);
+        y.backward(dy);
+        return std::vector<xt::xarray<float>>{y.value(), xx.grad().value(), ww.grad().value(),
+                                              bb.grad().value()};
+    };
+    const auto one = run(1);
+    const auto two = run(2);
+    omp_set_num_threads(before);
+    for (std::size_t i = 0; i < one.size(); ++i)
+    {
+        INFO("output " << i << " (y, dx, dw, db)");
+        CHECK(mismatch(two[i], one[i]) == "");
+    }
+    const auto ref_y = naive_forward<float>(x.value(), w.value(), &b.value(), opt);
+    const tg::Shape ws{10, 6, 3, 3};
+    const auto ref_dw = naive_weight_grad<float>(dy.value(), x.value(), ws, opt);
+    for (std::size_t i = 0; i < ref_y.size(); ++i)
+    {
+        REQUIRE(one[0].data()[i] == Approx(ref_y.data()[i]).margin(1e-4));
+    }
+    for (std::size_t i = 0; i < ref_dw.size(); ++i)
+    {
+        REQUIRE(one[2].data()[i] == Approx(ref_dw.data()[i]).margin(1e-3));
     }
 }
 

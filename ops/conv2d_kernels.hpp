@@ -1,0 +1,405 @@
+#pragma once
+/// @file conv2d_kernels.hpp
+/// Private to ops/conv2d.cpp: the raw loops around the conv GEMMs. The sizes of one convolution,
+/// im2col and its adjoint col2im, and a direct (GEMM-free) forward for layers with few input
+/// channels. Plain loops over contiguous rows, written so gcc vectorises the inner ones.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace tapegrad::detail::conv
+{
+
+/// Every size of one convolution (validated by conv2d.cpp). Channels are split into `groups`
+/// blocks of `cg` input and `kg` output channels; one image-group is a GEMM of
+/// [kg x rows] * [rows x cols].
+struct Geometry
+{
+    std::size_t n = 0, c = 0, h = 0, w = 0;
+    std::size_t k = 0, kh = 0, kw = 0;
+    std::size_t groups = 1, cg = 0, kg = 0;
+    std::int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+    std::size_t ho = 0, wo = 0;
+
+    std::size_t rows() const { return cg * kh * kw; }
+    std::size_t cols() const { return ho * wo; }
+    /// 1x1 kernel, stride 1, no padding: the input plane already is the col matrix.
+    bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Scratch memory and small loops
+
+/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks).
+template <class T>
+T* scratch(std::size_t size)
+{
+    thread_local std::unique_ptr<T[]> buffer;
+    thread_local std::size_t capacity = 0;
+    if (capacity < size)
+    {
+        buffer.reset(new T[size]);
+        capacity = size;
+    }
+    return buffer.get();
+}
+
+/// Sum of p[0, n) with 8 independent accumulators (so the loop vectorises without reassociating
+/// by itself).
+template <class T>
+T sum_row(const T* p, std::size_t n)
+{
+    T acc[8] = {};
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+    {
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            acc[u] += p[j + u];
+        }
+    }
+    T tail = 0;
+    for (; j < n; ++j)
+    {
+        tail += p[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+/// dst[0, n) = src[0, n), inlined: blocks of 8 and a last block overlapping the one before, so
+/// short rows cost a few vector moves instead of a memmove call.
+template <class T>
+inline void copy_short(T* __restrict dst, const T* __restrict src, std::size_t n)
+{
+    if (n < 8)
+    {
+        for (std::size_t j = 0; j < n; ++j)
+        {
+            dst[j] = src[j];
+        }
+        return;
+    }
+    T block[8];
+    for (std::size_t j = 0; j < n; j += 8)
+    {
+        const std::size_t at = std::min(j, n - 8);
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            block[u] = src[at + u];
+        }
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            dst[at + u] = block[u];
+        }
+    }
+}
+
+/// dst[j] = src[j * s] for j in [0, n).
+template <class T>
+inline void strided_copy(T* __restrict dst, const T* __restrict src, std::size_t n, std::size_t s)
+{
+    for (std::size_t j = 0; j < n; ++j)
+    {
+        dst[j] = src[j * s];
+    }
+}
+
+/// dst[0, n) += src[0, n): blocks of 8, then of 4, then single elements.
+template <class T>
+inline void add_short(T* __restrict dst, const T* __restrict src, std::size_t n)
+{
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+    {
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u)
+        {
+            dst[j + u] += src[j + u];
+        }
+    }
+    if (j + 4 <= n)
+    {
+#pragma GCC unroll 4
+        for (std::size_t u = 0; u < 4; ++u)
+        {
+            dst[j + u] += src[j + u];
+        }
+        j += 4;
+    }
+    for (; j < n; ++j)
+    {
+        dst[j] += src[j];
+    }
+}
+
+/// dst[j * s] += src[j] for j in [0, n).
+template <class T>
+inline void strided_add(T* __restrict dst, const T* __restrict src, std::size_t n, std::size_t s)
+{
+    for (std::size_t j = 0; j < n; ++j)
+    {
+        dst[j * s] += src[j];
+    }
+}
+
+/// Elements of the zero-padded copy of one image-group's cg planes that im2col builds (0 when
+/// there is no padding and x is read in place).
+inline std::size_t padded_size(const Geometry& g)
+{
+    if (g.ph == 0 && g.pw == 0)
+    {
+        return 0;
+    }
+    return g.cg * (g.h + 2 * static_cast<std::size_t>(g.ph)) * (g.w + 2 * static_cast<std::size_t>(g.pw));
+}
+
+/// col[(c*kh + a)*kw + e][i*wo + j] = x[c][i*sh - ph + a*dh][j*sw - pw + e*dw] (0 in the padding),
+/// for the cg channels of one image-group starting at `x`; col rows are `ld` apart (cols(), or
+/// more when several images sit side by side). With padding, the planes are first
+/// copied into the interior of `xp` (padded_size(g) elements, its border already zero: see
+/// ColBuffers), so every col row is ho plain (strided) copies of wo elements.
+template <class T>
+void im2col(const T* x, const Geometry& g, T* col, T* xp, std::size_t ld)
+{
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    const std::size_t hp = g.h + 2 * ph, wp = g.w + 2 * pw;
+    if (ph != 0 || pw != 0)
+    {
+        for (std::size_t c = 0; c < g.cg; ++c)
+        {
+            for (std::size_t r = 0; r < g.h; ++r)
+            {
+                copy_short(xp + (c * hp + ph + r) * wp + pw, x + (c * g.h + r) * g.w, g.w);
+            }
+        }
+        x = xp;
+    }
+    const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
+    const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        for (std::size_t a = 0; a < g.kh; ++a)
+        {
+            for (std::size_t e = 0; e < g.kw; ++e)
+            {
+                T* row = col + ((c * g.kh + a) * g.kw + e) * ld;
+                const T* src = x + (c * hp + a * dh) * wp + e * dw;
+                for (std::size_t i = 0; i < g.ho; ++i)
+                {
+                    const T* in = src + i * sh * wp;
+                    T* out = row + i * g.wo;
+                    if (sw == 1)
+                    {
+                        copy_short(out, in, g.wo);
+                    }
+                    else
+                    {
+                        strided_copy(out, in, g.wo, sw);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of im2col: dx (the cg planes of one image-group, overwritten) = the sum of every
+/// col entry (rows `ld` apart) into the input pixel it was read from. With padding the sums go into the
+/// zero-padded planes `xp` (padded_size(g) elements, L1-sized for typical layers), whose interior is then
+/// copied out, so every col row segment is added whole, with no bounds logic.
+template <class T>
+void col2im(const T* col, const Geometry& g, T* dx, T* xp, std::size_t ld)
+{
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    const std::size_t hp = g.h + 2 * ph, wp = g.w + 2 * pw;
+    const bool padded = ph != 0 || pw != 0;
+    T* acc = padded ? xp : dx;
+    const auto sh = static_cast<std::size_t>(g.sh), sw = static_cast<std::size_t>(g.sw);
+    const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        T* plane = acc + c * hp * wp;
+        std::fill(plane, plane + hp * wp, T(0));
+        for (std::size_t a = 0; a < g.kh; ++a)
+        {
+            for (std::size_t e = 0; e < g.kw; ++e)
+            {
+                const T* row = col + ((c * g.kh + a) * g.kw + e) * ld;
+                T* dst = plane + a * dh * wp + e * dw;
+                for (std::size_t i = 0; i < g.ho; ++i)
+                {
+                    if (sw == 1)
+                    {
+                        add_short(dst + i * sh * wp, row + i * g.wo, g.wo);
+                    }
+                    else
+                    {
+                        strided_add(dst + i * sh * wp, row + i * g.wo, g.wo, sw);
+                    }
+                }
+            }
+        }
+        if (padded)
+        {
+            for (std::size_t r = 0; r < g.h; ++r)
+            {
+                copy_short(dx + (c * g.h + r) * g.w, plane + (ph + r) * wp + pw, g.w);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several images per GEMM
+
+/// Images side by side in one GEMM: enough that its N = images * cols reaches about 256 (small
+/// outputs, e.g. after a stride 2, make thin GEMMs that BLAS runs slowly). 1 for pointwise.
+inline std::size_t images_per_gemm(const Geometry& g)
+{
+    if (g.pointwise() || g.cols() == 0 || g.cols() >= 256)
+    {
+        return 1;
+    }
+    return std::max<std::size_t>(1, std::min(g.n, 256 / g.cols()));
+}
+
+/// y[k][0, cols) += b[k] for kg rows `ld` apart; nothing when b is null.
+template <class T>
+void add_bias(T* y, const T* b, std::size_t kg, std::size_t cols, std::size_t ld)
+{
+    for (std::size_t k = 0; b != nullptr && k < kg; ++k)
+    {
+        T* p = y + k * ld;
+        for (std::size_t j = 0; j < cols; ++j)
+        {
+            p[j] += b[k];
+        }
+    }
+}
+
+/// out[k][t*cols + j] = dy[n0 + t][gi*kg + k][j]: the dY of nt images side by side, rows ld apart.
+template <class T>
+void gather_dy(const T* dy, const Geometry& g, std::size_t n0, std::size_t nt, std::size_t gi, T* out,
+               std::size_t ld)
+{
+    const std::size_t cols = g.cols();
+    for (std::size_t t = 0; t < nt; ++t)
+    {
+        const T* src = dy + ((n0 + t) * g.k + gi * g.kg) * cols;
+        for (std::size_t k = 0; k < g.kg; ++k)
+        {
+            std::copy(src + k * cols, src + (k + 1) * cols, out + k * ld + t * cols);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dX for stride 1 on "wide" rows
+//
+// With stride 1, let every output row run over the full padded width wp instead of wo (the last
+// wp - wo entries of each row are unused). Then col row (c, a, e) of W^T * dY_wide is added into
+// the padded plane c at the single offset a*dh*wp + e*dw, as one contiguous run of ho*wp elements:
+// no short row segments. dY_wide has zeros in the unused columns, so their col entries are zero
+// (for finite W) and add nothing wherever they land (at most (kw-1)*dw past the plane: slack).
+
+/// Stride 1 (and not pointwise): the wide route applies.
+inline bool wide_rows(const Geometry& g)
+{
+    return g.sh == 1 && g.sw == 1 && !g.pointwise();
+}
+
+/// Columns of the wide matrices: ho * wp.
+inline std::size_t wide_cols(const Geometry& g)
+{
+    return g.ho * (g.w + 2 * static_cast<std::size_t>(g.pw));
+}
+
+/// Elements of one padded plane with the slack the wide adds run into.
+inline std::size_t wide_plane_size(const Geometry& g)
+{
+    return (g.h + 2 * static_cast<std::size_t>(g.ph)) * (g.w + 2 * static_cast<std::size_t>(g.pw)) +
+           (g.kw - 1) * static_cast<std::size_t>(g.dw);
+}
+
+/// out[k][i*wp + j] = dy[k][i*wo + j] for j < wo; kg rows. The columns wo <= j < wp are left
+/// alone: the caller zeroes `out` once and reuses it.
+template <class T>
+void widen(const T* dy, const Geometry& g, T* out)
+{
+    const std::size_t wp = g.w + 2 * static_cast<std::size_t>(g.pw);
+    for (std::size_t r = 0; r < g.kg * g.ho; ++r)
+    {
+        copy_short(out + r * wp, dy + r * g.wo, g.wo);
+    }
+}
+
+/// dx (the cg planes of one image-group, overwritten) from the wide col [rows x ho*wp], summed in
+/// `plane` (wide_plane_size(g) elements) one channel at a time.
+template <class T>
+void col2im_wide(const T* col, const Geometry& g, T* dx, T* plane)
+{
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    const std::size_t wp = g.w + 2 * pw;
+    const std::size_t cols = wide_cols(g), size = wide_plane_size(g);
+    const auto dh = static_cast<std::size_t>(g.dh), dw = static_cast<std::size_t>(g.dw);
+    for (std::size_t c = 0; c < g.cg; ++c)
+    {
+        std::fill(plane, plane + size, T(0));
+        for (std::size_t a = 0; a < g.kh; ++a)
+        {
+            for (std::size_t e = 0; e < g.kw; ++e)
+            {
+                add_short(plane + a * dh * wp + e * dw, col + ((c * g.kh + a) * g.kw + e) * cols, cols);
+            }
+        }
+        for (std::size_t r = 0; r < g.h; ++r)
+        {
+            copy_short(dx + (c * g.h + r) * g.w, plane + (ph + r) * wp + pw, g.w);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffers
+
+/// One thread's buffers, in its scratch memory, for one kernel call: for im2col/col2im the col
+/// matrix and the padded image (zeroed here: im2col writes only its interior; col2im zeroes what
+/// it sums into); for dX on wide rows (`wide`) the wide col, the wide dY (zeroed here, see
+/// widen()) and one padded plane. None for a pointwise convolution.
+template <class T>
+struct ColBuffers
+{
+    T* col = nullptr;
+    T* padded = nullptr;
+    T* wide_dy = nullptr;
+
+    T* batch_y = nullptr; ///< Y or dY of `batch` images side by side (batch > 1)
+
+    explicit ColBuffers(const Geometry& g, bool wide = false, std::size_t batch = 1)
+    {
+        if (g.pointwise())
+        {
+            return;
+        }
+        if (!wide)
+        {
+            const std::size_t col_size = g.rows() * g.cols() * batch;
+            const std::size_t y_size = batch > 1 ? g.kg * g.cols() * batch : 0;
+            col = scratch<T>(col_size + y_size + padded_size(g));
+            batch_y = col + col_size;
+            padded = batch_y + y_size;
+            std::fill(padded, padded + padded_size(g), T(0));
+            return;
+        }
+        const std::size_t wcols = wide_cols(g);
+        col = scratch<T>(g.rows() * wcols + g.kg * wcols + wide_plane_size(g));
+        wide_dy = col + g.rows() * wcols;
+        padded = wide_dy + g.kg * wcols;
+        std::fill(wide_dy, padded, T(0));
+    }
+};
+
+} // namespace tapegrad::detail::conv
