@@ -24,15 +24,30 @@ bool same_shape(const S& a, const Shape& b)
 // ---------------------------------------------------------------------------------------------
 // Forward kernels
 
+/// Below this many elements a loop stays on one thread (starting a parallel region costs more).
+constexpr std::size_t parallel_min = std::size_t{1} << 16;
+
 template <class T, class F>
 xt::xarray<T> map(const xt::xarray<T>& x, F f)
 {
     auto out = xt::xarray<T>::from_shape(x.shape());
     const T* px = x.data();
     T* o = out.data();
-    for (std::size_t i = 0, n = x.size(); i < n; ++i)
+    const auto n = static_cast<std::ptrdiff_t>(x.size());
+    if (x.size() >= parallel_min)
     {
-        o[i] = f(px[i]);
+#pragma omp parallel for schedule(static)
+        for (std::ptrdiff_t i = 0; i < n; ++i)
+        {
+            o[i] = f(px[i]);
+        }
+    }
+    else
+    {
+        for (std::ptrdiff_t i = 0; i < n; ++i)
+        {
+            o[i] = f(px[i]);
+        }
     }
     return out;
 }
@@ -111,9 +126,21 @@ xt::xarray<T> scale_grad(xt::xarray<T>&& g, const xt::xarray<T>& s, F f)
 {
     T* pg = g.data();
     const T* ps = s.data();
-    for (std::size_t i = 0, n = g.size(); i < n; ++i)
+    const auto n = static_cast<std::ptrdiff_t>(g.size());
+    if (g.size() >= parallel_min)
     {
-        pg[i] = f(pg[i], ps[i]);
+#pragma omp parallel for schedule(static)
+        for (std::ptrdiff_t i = 0; i < n; ++i)
+        {
+            pg[i] = f(pg[i], ps[i]);
+        }
+    }
+    else
+    {
+        for (std::ptrdiff_t i = 0; i < n; ++i)
+        {
+            pg[i] = f(pg[i], ps[i]);
+        }
     }
     return std::move(g);
 }

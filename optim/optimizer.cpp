@@ -146,13 +146,15 @@ void SGD::step()
         const std::size_t n = params_[i].numel();
         float* b = mu > 0.0f ? momentum_[i].mutable_value().data() : nullptr;
         const bool first = b != nullptr && !started_[i];
+        const bool nesterov = options_.nesterov;
+#pragma omp parallel for schedule(static) if (n >= (std::size_t{1} << 16))
         for (std::size_t j = 0; j < n; ++j)
         {
             float d = gp[j] + wd * p[j];
             if (b != nullptr)
             {
                 b[j] = first ? d : mu * b[j] + damp * d;
-                d = options_.nesterov ? d + mu * b[j] : b[j];
+                d = nesterov ? d + mu * b[j] : b[j];
             }
             p[j] -= lr * d;
         }
@@ -205,6 +207,7 @@ void Adam::step()
     const auto eps = static_cast<float>(options_.eps);
     const auto wd = static_cast<float>(options_.weight_decay);
     const auto lr = static_cast<float>(lr_);
+    const bool decoupled = decoupled_;
     for (std::size_t i = 0; i < params_.size(); ++i)
     {
         const Tensor g = params_[i].grad();
@@ -216,10 +219,12 @@ void Adam::step()
         const float* gp = g.value().data();
         float* m = m_[i].mutable_value().data();
         float* v = v_[i].mutable_value().data();
-        for (std::size_t j = 0, n = params_[i].numel(); j < n; ++j)
+        const std::size_t n = params_[i].numel();
+#pragma omp parallel for schedule(static) if (n >= (std::size_t{1} << 16))
+        for (std::size_t j = 0; j < n; ++j)
         {
             float gj = gp[j];
-            if (decoupled_)
+            if (decoupled)
             {
                 p[j] -= lr * wd * p[j];
             }
