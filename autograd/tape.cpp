@@ -131,12 +131,12 @@ void Node<T>::accumulate(xt::xarray<T>&& g)
 {
     if (!has_grad_)
     {
-        grad_out_ = std::move(g);
+        grad_out_.emplace(std::move(g));
         has_grad_ = true;
     }
     else
     {
-        xt::noalias(grad_out_) += g;
+        xt::noalias(*grad_out_) += g;
     }
 }
 

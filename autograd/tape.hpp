@@ -21,6 +21,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -153,7 +154,7 @@ class Node : public NodeBase
     void accumulate(xt::xarray<T>&& g);
     void clear_grad() noexcept override
     {
-        grad_out_ = xt::xarray<T>();
+        grad_out_.reset();
         has_grad_ = false;
     }
 
@@ -189,7 +190,8 @@ class Node : public NodeBase
     std::size_t n_inputs_ = 0;
     std::shared_ptr<TensorImpl<T>> output_;
     std::uint32_t output_version_ = 0;
-    xt::xarray<T> grad_out_;
+    /// Empty until a gradient arrives: a default-constructed xarray would allocate one element.
+    std::optional<xt::xarray<T>> grad_out_;
 };
 
 /// What a VJP sees: the output gradient, the saved values, and where to send input gradients.
@@ -203,9 +205,9 @@ class BackwardContext
     }
 
     /// dL/d(output), shaped like the output.
-    const xt::xarray<T>& grad_output() const noexcept { return node_.grad_out_; }
+    const xt::xarray<T>& grad_output() const noexcept { return *node_.grad_out_; }
     /// Moves dL/d(output) out of the node (for pass-through VJPs; call it last).
-    xt::xarray<T> take_grad_output() noexcept { return std::move(node_.grad_out_); }
+    xt::xarray<T> take_grad_output() noexcept { return std::move(*node_.grad_out_); }
     /// Whether input `i` wants a gradient. Skip the work when it does not.
     bool needs_grad(std::size_t i) const noexcept
     {
