@@ -43,7 +43,10 @@ class TensorImpl
 {
   public:
     TensorImpl() = default;
-    explicit TensorImpl(xt::xarray<T>&& v) : own_{std::move(v), 0} {}
+    explicit TensorImpl(xt::xarray<T>&& v)
+      : own_{std::move(v), 0}
+    {
+    }
     TensorImpl(const TensorImpl&) = delete;
     TensorImpl& operator=(const TensorImpl&) = delete;
 
