@@ -229,10 +229,6 @@ class BackwardContext
     Node<T>& node_;
 };
 
-/// The VJP signature every op provides.
-template <class T>
-using Vjp = std::function<void(BackwardContext<T>&)>;
-
 /// True when an op on these inputs would be recorded: grad mode is on and an input requires grad.
 template <class T>
 bool should_record(std::type_identity_t<TensorRefs<T>> inputs)
