@@ -6,6 +6,7 @@
 namespace tapegrad
 {
 
+using detail::shapes_equal;
 using detail::sum_to;
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op)
@@ -34,12 +35,6 @@ namespace
 using Strides = xt::svector<std::size_t, 4>;
 /// xarray's own shape type: no heap allocation up to rank 4.
 using Dims = xt::svector<std::size_t, 4>;
-
-template <class S>
-bool same_shape(const S& a, const S& b)
-{
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
-}
 
 /// Row-major strides of `shape` placed in a rank-`rank` frame, with 0 where the dimension is
 /// broadcast (missing or of size 1).
@@ -107,7 +102,7 @@ xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, c
     const T* pa = a.data();
     const T* pb = b.data();
     const std::size_t n = out.size();
-    if (same_shape(a.shape(), out.shape()) && same_shape(b.shape(), out.shape()))
+    if (shapes_equal(a.shape(), out.shape()) && shapes_equal(b.shape(), out.shape()))
     {
         for (std::size_t i = 0; i < n; ++i)
         {
@@ -115,7 +110,7 @@ xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, c
         }
         return out;
     }
-    if (b.size() == 1 && same_shape(a.shape(), out.shape()))
+    if (b.size() == 1 && shapes_equal(a.shape(), out.shape()))
     {
         const T s = pb[0];
         for (std::size_t i = 0; i < n; ++i)
@@ -124,7 +119,7 @@ xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, c
         }
         return out;
     }
-    if (a.size() == 1 && same_shape(b.shape(), out.shape()))
+    if (a.size() == 1 && shapes_equal(b.shape(), out.shape()))
     {
         const T s = pa[0];
         for (std::size_t i = 0; i < n; ++i)
@@ -169,7 +164,7 @@ const Dims& shape_of(const xt::xarray<T>& a)
 template <class T>
 Dims result_shape(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op)
 {
-    if (same_shape(a.shape(), b.shape()))
+    if (shapes_equal(a.shape(), b.shape()))
     {
         return a.shape();
     }
@@ -185,7 +180,7 @@ Dims result_shape(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op
 template <class T>
 xt::xarray<T> detail::sum_to(xt::xarray<T>&& g, const typename xt::xarray<T>::shape_type& shape)
 {
-    if (same_shape(g.shape(), shape))
+    if (shapes_equal(g.shape(), shape))
     {
         return std::move(g);
     }

@@ -11,16 +11,11 @@
 namespace tapegrad
 {
 
+using detail::shapes_equal;
 using detail::sum_to;
 
 namespace
 {
-template <class S>
-bool same_shape(const S& a, const Shape& b)
-{
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
-}
-
 // ---------------------------------------------------------------------------------------------
 // Forward kernels
 
@@ -109,7 +104,7 @@ xt::xarray<T> expand(const xt::xarray<T>& x, const Shape& shape)
 template <class T>
 const xt::xarray<T>& broadcast_to(const xt::xarray<T>& x, const Shape& shape, xt::xarray<T>& tmp)
 {
-    if (same_shape(x.shape(), shape))
+    if (shapes_equal(x.shape(), shape))
     {
         return x;
     }
@@ -209,7 +204,7 @@ BasicTensor<T> pow(const BasicTensor<T>& a, const BasicTensor<T>& b)
     const auto& va = a.value();
     const auto& vb = b.value();
     const Shape sa(va.shape().begin(), va.shape().end());
-    const Shape shape = same_shape(vb.shape(), sa)
+    const Shape shape = shapes_equal(vb.shape(), sa)
                           ? sa
                           : broadcast_shapes(sa, Shape(vb.shape().begin(), vb.shape().end()), "pow");
     xt::xarray<T> ta, tb;
