@@ -1,8 +1,7 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/ops/conv2d.hpp>
 #include <tapegrad/ops/conv2d_kernels.hpp>
-
-#include <cblas.h>
+#include <tapegrad/ops/conv2d_winograd.hpp>
 
 #include <algorithm>
 #include <vector>
@@ -14,12 +13,14 @@ namespace
 {
 
 using detail::conv::add_bias;
+using detail::conv::checked_gemm;
 using detail::conv::col2im;
 using detail::conv::ColBuffers;
 using detail::conv::gather_dy;
 using detail::conv::Geometry;
 using detail::conv::im2col;
 using detail::conv::images_per_gemm;
+using detail::conv::parallel_batch;
 using detail::conv::sum_row;
 
 Shape x_shape(const Geometry& g)
@@ -102,6 +103,26 @@ Geometry make_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o)
       "height", static_cast<std::int64_t>(g.h), static_cast<std::int64_t>(g.kh), g.sh, g.ph, g.dh, xs, ws));
     g.wo = static_cast<std::size_t>(checked_output_size(
       "width", static_cast<std::int64_t>(g.w), static_cast<std::int64_t>(g.kw), g.sw, g.pw, g.dw, xs, ws));
+    switch (o.algorithm)
+    {
+        case Conv2dAlgorithm::automatic:
+            g.winograd = detail::conv::winograd::preferred(g);
+            break;
+        case Conv2dAlgorithm::gemm:
+            break;
+        case Conv2dAlgorithm::winograd:
+            if (!detail::conv::winograd::applies(g))
+            {
+                throw ValueError(
+                  detail::cat("tg::conv2d: algorithm winograd (F(2x2, 3x3)) needs a 3x3 kernel, "
+                              "stride 1 and dilation 1, got kernel ",
+                              g.kh, "x", g.kw, ", stride (", g.sh, ", ", g.sw, "), dilation (", g.dh, ", ",
+                              g.dw, ") for x ", shape_str(xs), ", w ", shape_str(ws)));
+            }
+            g.winograd = true;
+            g.winograd_weight = true;
+            break;
+    }
     return g;
 }
 
@@ -125,59 +146,6 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Threading
-
-/// Parallel over the batch only when there is more than one image and enough work to pay for
-/// waking the threads (about 2^18 multiply-adds). Otherwise the loop runs on the calling thread
-/// (and BLAS, outside a parallel region, may use its own threads).
-inline bool parallel_batch(const Geometry& g)
-{
-    return g.n > 1 && g.n * g.k * g.cols() * g.rows() >= (std::size_t{1} << 18);
-}
-
-// ---------------------------------------------------------------------------------------------
-// BLAS
-
-/// C[m x n] = A[m x k] * B[k x n] + beta C, row-major; `ta`/`tb`: the operand is stored transposed
-/// (A as [k x m], B as [n x k]). Empty products are handled here, as BLAS rejects a zero leading
-/// dimension.
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-          const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
-{
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda),
-                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-          const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
-{
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda),
-                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-
-template <class T>
-void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda,
-                  const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
-{
-    if (m == 0 || n == 0)
-    {
-        return;
-    }
-    if (k == 0) // C = beta C, with beta 0 or 1 here
-    {
-        for (std::size_t i = 0; i < m && beta == T(0); ++i)
-        {
-            std::fill(c + i * ldc, c + i * ldc + n, T(0));
-        }
-        return;
-    }
-    gemm(ta, tb, m, n, k, a, std::max<std::size_t>(lda, 1), b, std::max<std::size_t>(ldb, 1), beta, c,
-         std::max<std::size_t>(ldc, 1));
-}
-
-// ---------------------------------------------------------------------------------------------
 // Forward kernel
 
 /// Per image and group: im2col, then Y_g[kg x cols] = W_g[kg x rows] * col[rows x cols] straight
@@ -186,6 +154,11 @@ void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k,
 template <class T>
 void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 {
+    if (g.winograd)
+    {
+        detail::conv::winograd::forward(x, w, b, g, y);
+        return;
+    }
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
     const std::size_t batch = images_per_gemm(g);
@@ -239,6 +212,20 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 // ---------------------------------------------------------------------------------------------
 // Backward kernels
 
+/// db[k] = sum over images and pixels of dY[n, k].
+template <class T>
+void backward_bias_kernel(const T* dy, std::size_t n, std::size_t k, std::size_t plane, T* db)
+{
+    std::fill(db, db + k, T(0));
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        for (std::size_t kk = 0; kk < k; ++kk)
+        {
+            db[kk] += sum_row(dy + (i * k + kk) * plane, plane);
+        }
+    }
+}
+
 /// dW_g^T[rows x kg] += col[rows x cols] * dY_g^T for every image and group (OpenBLAS packs this
 /// form faster than dY_g * col^T), transposed into dW at the end. The batch is cut into a
 /// fixed number of chunks, each summed into its own partial dW (and db), and the partials are
@@ -248,6 +235,15 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 template <class T>
 void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T* db = nullptr)
 {
+    if (g.winograd_weight)
+    {
+        detail::conv::winograd::backward_weight(dy, x, g, dw);
+        if (db != nullptr)
+        {
+            backward_bias_kernel(dy, g.n, g.k, g.cols(), db);
+        }
+        return;
+    }
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
     const std::size_t size = g.k * rows;
@@ -326,6 +322,11 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
 template <class T>
 void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 {
+    if (g.winograd)
+    {
+        detail::conv::winograd::backward_input(dy, w, g, dx);
+        return;
+    }
     using namespace detail::conv;
     const std::size_t rows = g.rows(), cols = g.cols();
     const std::size_t hw = g.h * g.w;
@@ -365,20 +366,6 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
                     col2im(buf.col + t * cols, g, dxg + t * g.c * hw, buf.padded, ld);
                 }
             }
-        }
-    }
-}
-
-/// db[k] = sum over images and pixels of dY[n, k].
-template <class T>
-void backward_bias_kernel(const T* dy, std::size_t n, std::size_t k, std::size_t plane, T* db)
-{
-    std::fill(db, db + k, T(0));
-    for (std::size_t i = 0; i < n; ++i)
-    {
-        for (std::size_t kk = 0; kk < k; ++kk)
-        {
-            db[kk] += sum_row(dy + (i * k + kk) * plane, plane);
         }
     }
 }

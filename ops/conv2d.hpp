@@ -8,6 +8,20 @@
 namespace tapegrad
 {
 
+/// How conv2d computes its three products. All give the same results up to rounding.
+enum class Conv2dAlgorithm
+{
+    /// winograd for the forward pass and dX where it applies and the layer has at least 16 input
+    /// and 16 output channels per group (dW then stays on gemm, measured faster); gemm otherwise.
+    automatic,
+    /// im2col plus one GEMM per image (or a direct loop for very few input channels).
+    gemm,
+    /// Winograd's F(2x2, 3x3) for all three products: 16 multiplications per 2x2 output tile and
+    /// channel pair instead of 36. Only for 3x3 kernels with stride 1 and dilation 1; asking for
+    /// it elsewhere throws.
+    winograd
+};
+
 struct Conv2dOptions
 {
     Size2 stride = 1;
@@ -15,6 +29,7 @@ struct Conv2dOptions
     Size2 dilation = 1;
     /// Input and output channels are split into `groups` independent blocks.
     std::int64_t groups = 1;
+    Conv2dAlgorithm algorithm = Conv2dAlgorithm::automatic;
 };
 
 /// y[n, k, i, j] = b[k] + sum_{c, a, e} x[n, g*C/G + c, i*s_h - p_h + a*d_h, j*s_w - p_w + e*d_w] * w[k, c,
@@ -37,7 +52,8 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
 /// @{
 
 /// Forward: per image and group, im2col then one GEMM W[K/G x C/G*kh*kw] * col[C/G*kh*kw x Ho*Wo]
-/// written straight into y; `b` may be null.
+/// written straight into y, or Winograd's F(2x2, 3x3) as options.algorithm selects; `b` may be
+/// null. The backward kernels below follow options.algorithm the same way.
 template <class T>
 xt::xarray<T> conv2d_forward(const xt::xarray<T>& x, const xt::xarray<T>& w, const xt::xarray<T>* b,
                              const Conv2dOptions& options = {});

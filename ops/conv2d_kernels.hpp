@@ -4,6 +4,8 @@
 /// im2col and its adjoint col2im, and a direct (GEMM-free) forward for layers with few input
 /// channels. Plain loops over contiguous rows, written so gcc vectorises the inner ones.
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -22,12 +24,67 @@ struct Geometry
     std::size_t groups = 1, cg = 0, kg = 0;
     std::int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
     std::size_t ho = 0, wo = 0;
+    bool winograd = false;        ///< forward and dX run by F(2x2, 3x3) (conv2d_winograd.hpp)
+    bool winograd_weight = false; ///< dW too
 
     std::size_t rows() const { return cg * kh * kw; }
     std::size_t cols() const { return ho * wo; }
     /// 1x1 kernel, stride 1, no padding: the input plane already is the col matrix.
     bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
+
+// ---------------------------------------------------------------------------------------------
+// Threading
+
+/// Parallel over the batch only when there is more than one image and enough work to pay for
+/// waking the threads (about 2^18 multiply-adds). Otherwise the loop runs on the calling thread
+/// (and BLAS, outside a parallel region, may use its own threads).
+inline bool parallel_batch(const Geometry& g)
+{
+    return g.n > 1 && g.n * g.k * g.cols() * g.rows() >= (std::size_t{1} << 18);
+}
+
+// ---------------------------------------------------------------------------------------------
+// BLAS
+
+/// C[m x n] = A[m x k] * B[k x n] + beta C, row-major; `ta`/`tb`: the operand is stored transposed
+/// (A as [k x m], B as [n x k]). Empty products are handled here, as BLAS rejects a zero leading
+/// dimension.
+inline void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
+                 std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda),
+                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+inline void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
+                 std::size_t lda, const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc)
+{
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda),
+                b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+template <class T>
+void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda,
+                  const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc)
+{
+    if (m == 0 || n == 0)
+    {
+        return;
+    }
+    if (k == 0) // C = beta C, with beta 0 or 1 here
+    {
+        for (std::size_t i = 0; i < m && beta == T(0); ++i)
+        {
+            std::fill(c + i * ldc, c + i * ldc + n, T(0));
+        }
+        return;
+    }
+    gemm(ta, tb, m, n, k, a, std::max<std::size_t>(lda, 1), b, std::max<std::size_t>(ldb, 1), beta, c,
+         std::max<std::size_t>(ldc, 1));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scratch memory and small loops

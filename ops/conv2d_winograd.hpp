@@ -1,0 +1,605 @@
+#pragma once
+/// @file conv2d_winograd.hpp
+/// Private to ops/conv2d.cpp: 3x3, stride-1, dilation-1 convolution by Winograd's minimal
+/// filtering algorithm F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
+/// Networks", 2015), for the forward pass and for both gradients.
+///
+/// In 1-D, F(2, 3) computes the two outputs y_i = sum_j g_j d_{i+j} of a 3-tap correlation over a
+/// 4-element input d with 4 multiplications instead of 6:
+///
+///     y = A^T [(G g) . (B^T d)]          (. is the elementwise product)
+///
+///     B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1  1  1  0]
+///           [0  1  1  0]        [1/2  1/2  1/2]          [0  1 -1 -1]
+///           [0 -1  1  0]        [1/2 -1/2  1/2]
+///           [0  1  0 -1]        [ 0    0    1 ]
+///
+/// Nested in 2-D, a 4x4 input tile d and a 3x3 kernel g give a 2x2 output tile with 16
+/// multiplications instead of 36:  Y = A^T [(G g G^T) . (B^T d B)] A.  Summed over the input
+/// channels, the 16 elementwise products become 16 independent GEMMs, one per tile position xi:
+/// M_xi[K x tiles] = U_xi[K x C] * V_xi[C x tiles], with U = G g G^T and V = B^T d B.
+///
+/// The gradients come from the same 16 products. Carry the output gradient back through A,
+/// Z = A dY A^T (4x4 per tile), so that L = sum over xi of Z . U . V; then
+///
+///     dW = G^T [sum over tiles of Z . V] G     (16 GEMMs Z_xi * V_xi^T, summed over the batch)
+///     dd = B [sum over k of Z . U] B^T         (16 GEMMs U_xi^T * Z_xi; the 4x4 tiles overlap
+///                                               by 2 and are added into the input gradient)
+///
+/// These are exact adjoints of the forward computation, so in float64 they agree with finite
+/// differences like the GEMM route does.
+///
+/// Layouts: U is [groups][16][K/G][C/G]; V and the input-gradient tiles are [16][C/G][tiles];
+/// M and Z are [16][K/G][tiles]; the tiles of a block of images are numbered image by image,
+/// row-major within an image.
+
+#include <tapegrad/ops/conv2d_kernels.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+namespace tapegrad::detail::conv::winograd
+{
+
+/// The tiling of one image: th x tw output tiles of 2x2 cover Ho x Wo (the last row/column of
+/// tiles is half outside when Ho/Wo is odd); the 4x4 input tiles read the zero-padded plane of
+/// (2 th + 2) x (2 tw + 2) that holds x at offset (ph, pw).
+///
+/// Planes are kept as their four polyphase components (even/odd rows x even/odd columns), each
+/// with rows w2 = tw + 1 wide, and every tile row carries one spare tile (tx = tw), so tile
+/// t = ty * w2 + tx sits at index t of every component and its neighbours at t + 1 (right) and
+/// t + w2 (below). Each transform is then a few passes of the 1-D kernels below over whole
+/// arrays, with unit stride. The spare tiles of the output gradient are zero, so they add
+/// nothing to either gradient; their forward outputs are dropped.
+struct Plan
+{
+    std::size_t th = 0, tw = 0, w2 = 0;
+
+    explicit Plan(const Geometry& g)
+      : th((g.ho + 1) / 2)
+      , tw((g.wo + 1) / 2)
+      , w2(tw + 1)
+    {
+    }
+
+    /// Tiles of one image, spare tiles included.
+    std::size_t tiles() const { return th * w2; }
+    /// Elements of one polyphase component of the padded input plane (th + 1 rows), plus one.
+    std::size_t phase_size() const { return (th + 1) * w2 + 1; }
+    /// Elements of the transforms' work space.
+    std::size_t tmp_size() const { return 36 * tiles() + 4 * phase_size(); }
+};
+
+/// F(2x2, 3x3) applies: a 3x3 kernel, stride 1, dilation 1 (any padding, channels and groups).
+inline bool applies(const Geometry& g)
+{
+    return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
+}
+
+/// The automatic choice for the forward pass and dX: F(2x2, 3x3) where it applies and the channel
+/// counts make its GEMMs worth running (its transforms cost about as much as the GEMMs below 16
+/// channels). dW stays on im2col + GEMM unless Winograd is asked for: on S2 (32 -> 64 channels,
+/// 14x14) its Winograd form took 4.6 ms against 4.1 ms on one thread, while the forward took
+/// 3.2 against 4.2 ms and dX 3.5 against 4.3 ms.
+inline bool preferred(const Geometry& g)
+{
+    return applies(g) && g.cg >= 16 && g.kg >= 16;
+}
+
+/// Distance between the 16 tile matrices of `rows` x `tiles`: 16 elements more than they need,
+/// so the 16 rows a transform writes or reads at once are not a multiple of 4 KiB apart (which
+/// made those loops stall on false store-to-load dependencies).
+inline std::size_t matrix_stride(std::size_t rows, std::size_t tiles)
+{
+    return rows * tiles + 16;
+}
+
+/// Images whose tiles go through one set of GEMMs: about `target` tiles. Measured on S2: 128 for
+/// the forward and dX (larger blocks no longer fit a thread's L2 with OpenBLAS's buffers), 256
+/// for dW (whose GEMMs sum over the tiles and want them long).
+inline std::size_t images_per_block(const Geometry& g, const Plan& p, std::size_t target = 128)
+{
+    return std::clamp<std::size_t>((target + p.tiles() / 2) / std::max<std::size_t>(p.tiles(), 1), 1, g.n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The 1-D transforms, over n independent lanes (restrict parameters, so gcc vectorises them)
+
+/// o = B^T d for the 4-vectors (d0[i], d1[i], d2[i], d3[i]).
+template <class T>
+void apply_bt(const T* __restrict d0, const T* __restrict d1, const T* __restrict d2, const T* __restrict d3,
+              T* __restrict o0, T* __restrict o1, T* __restrict o2, T* __restrict o3, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        o0[i] = d0[i] - d2[i];
+        o1[i] = d1[i] + d2[i];
+        o2[i] = d2[i] - d1[i];
+        o3[i] = d1[i] - d3[i];
+    }
+}
+
+/// o = B q, the transpose of apply_bt.
+template <class T>
+void apply_b(const T* __restrict q0, const T* __restrict q1, const T* __restrict q2, const T* __restrict q3,
+             T* __restrict o0, T* __restrict o1, T* __restrict o2, T* __restrict o3, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        o0[i] = q0[i];
+        o1[i] = q1[i] - q2[i] + q3[i];
+        o2[i] = q1[i] + q2[i] - q0[i];
+        o3[i] = -q3[i];
+    }
+}
+
+/// o = A^T m (4 -> 2).
+template <class T>
+void apply_at(const T* __restrict m0, const T* __restrict m1, const T* __restrict m2, const T* __restrict m3,
+              T* __restrict o0, T* __restrict o1, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        o0[i] = m0[i] + m1[i] + m2[i];
+        o1[i] = m1[i] - m2[i] - m3[i];
+    }
+}
+
+/// o = A d (2 -> 4), the transpose of apply_at.
+template <class T>
+void apply_a(const T* __restrict d0, const T* __restrict d1, T* __restrict o0, T* __restrict o1,
+             T* __restrict o2, T* __restrict o3, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        o0[i] = d0[i];
+        o1[i] = d0[i] + d1[i];
+        o2[i] = d0[i] - d1[i];
+        o3[i] = -d1[i];
+    }
+}
+
+/// dst[i] += src[i].
+template <class T>
+void add_to(T* __restrict dst, const T* __restrict src, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        dst[i] += src[i];
+    }
+}
+
+/// dst[i] = src[2 i] for i in [0, n).
+template <class T>
+void gather_even(const T* __restrict src, T* __restrict dst, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        dst[i] = src[2 * i];
+    }
+}
+
+/// dst[2 i] = src[i] + bias for i in [0, n).
+template <class T>
+void scatter_even(const T* __restrict src, T bias, T* __restrict dst, std::size_t n)
+{
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        dst[2 * i] = src[i] + bias;
+    }
+}
+
+/// Splits the n elements of src by the parity of (first + j): even[(first + j) / 2] or
+/// odd[(first + j) / 2] = src[j], first 0 or 1.
+template <class T>
+void deinterleave(const T* src, std::size_t n, std::size_t first, T* even, T* odd)
+{
+    gather_even(src, first == 0 ? even : odd, (n + 1) / 2);
+    gather_even(src + 1, first == 0 ? odd : even + 1, n / 2);
+}
+
+/// The inverse of deinterleave, plus a bias: dst[j] = (even or odd)[(first + j) / 2] + bias.
+template <class T>
+void interleave(const T* even, const T* odd, std::size_t first, T bias, T* dst, std::size_t n)
+{
+    scatter_even(first == 0 ? even : odd, bias, dst, (n + 1) / 2);
+    scatter_even(first == 0 ? odd : even + 1, bias, dst + 1, n / 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transforms of one plane
+
+/// The four polyphase components of the zero-padded input plane: phase[2 rp + cp] holds padded
+/// rows of parity rp and columns of parity cp, w2 wide. Only the interior is written; the
+/// rest stays as it was (zero).
+template <class T>
+void split_input(const T* x, const Geometry& g, const Plan& p, T* const phase[4])
+{
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    for (std::size_t r = 0; r < g.h; ++r)
+    {
+        const std::size_t row = r + ph, at = (row / 2) * p.w2;
+        T* even = phase[2 * (row % 2)] + at;
+        T* odd = phase[2 * (row % 2) + 1] + at;
+        deinterleave(x + r * g.w, g.w, pw % 2, even + pw / 2, odd + pw / 2);
+    }
+}
+
+/// v[xi * xs + t] = (B^T d B)[xi] for every 4x4 tile d of the padded plane given by its phases:
+/// B^T down the 4 rows of each tile (rows 2 ty .. 2 ty + 3 are even[ty], odd[ty], even[ty + 1],
+/// odd[ty + 1]), then across it (columns likewise).
+template <class T>
+void input_tiles(T* const phase[4], const Plan& p, T* v, std::size_t xs, T* tmp)
+{
+    const std::size_t n = p.tiles(), w2 = p.w2, len = n + 1;
+    for (std::size_t cp = 0; cp < 2; ++cp) // e[4 cp + a]: row-transformed, columns of parity cp
+    {
+        const T* ev = phase[cp];
+        const T* od = phase[2 + cp];
+        T* e = tmp + 4 * cp * len;
+        apply_bt(ev, od, ev + w2, od + w2, e, e + len, e + 2 * len, e + 3 * len, n);
+        for (std::size_t a = 0; a < 4; ++a)
+        {
+            e[a * len + n] = T(0);
+        }
+    }
+    for (std::size_t a = 0; a < 4; ++a)
+    {
+        const T* ev = tmp + a * len;
+        const T* od = tmp + (4 + a) * len;
+        T* out = v + 4 * a * xs;
+        apply_bt(ev, od, ev + 1, od + 1, out, out + xs, out + 2 * xs, out + 3 * xs, n);
+    }
+}
+
+/// y (one Ho x Wo plane) = A^T m A + bias for every tile, m[xi] = m[xi * xs + t]; the halves of
+/// tiles outside Ho x Wo are dropped.
+template <class T>
+void output_tiles(const T* m, std::size_t xs, const Plan& p, const Geometry& g, T bias, T* y, T* tmp)
+{
+    const std::size_t n = p.tiles();
+    T* u = tmp;          // u[4 i + b] = (A^T m)[i][b]
+    T* yt = tmp + 8 * n; // yt[2 i + j] = output (i, j) of every tile
+    for (std::size_t b = 0; b < 4; ++b)
+    {
+        apply_at(m + b * xs, m + (4 + b) * xs, m + (8 + b) * xs, m + (12 + b) * xs, u + b * n,
+                 u + (4 + b) * n, n);
+    }
+    for (std::size_t i = 0; i < 2; ++i)
+    {
+        const T* ui = u + 4 * i * n;
+        apply_at(ui, ui + n, ui + 2 * n, ui + 3 * n, yt + 2 * i * n, yt + (2 * i + 1) * n, n);
+    }
+    for (std::size_t r = 0; r < g.ho; ++r)
+    {
+        const std::size_t at = (r / 2) * p.w2, i = r % 2;
+        interleave(yt + 2 * i * n + at, yt + (2 * i + 1) * n + at, 0, bias, y + r * g.wo, g.wo);
+    }
+}
+
+/// The four polyphase components (th x w2 each) of one output-gradient plane, zero past Ho x Wo.
+template <class T>
+void split_grad_output(const T* dy, const Geometry& g, const Plan& p, T* const phase[4])
+{
+    for (std::size_t r = 0; r < g.ho; ++r)
+    {
+        const std::size_t at = (r / 2) * p.w2;
+        deinterleave(dy + r * g.wo, g.wo, 0, phase[2 * (r % 2)] + at, phase[2 * (r % 2) + 1] + at);
+    }
+}
+
+/// z[xi * xs + t] = (A dY A^T)[xi] for every 2x2 tile of one output-gradient plane, given by its
+/// phases (spare tiles read zeros).
+template <class T>
+void grad_output_tiles(T* const phase[4], const Plan& p, T* z, std::size_t xs, T* tmp)
+{
+    const std::size_t n = p.tiles();
+    for (std::size_t cp = 0; cp < 2; ++cp) // f[4 cp + a]: row-transformed, columns of parity cp
+    {
+        T* f = tmp + 4 * cp * n;
+        apply_a(phase[cp], phase[2 + cp], f, f + n, f + 2 * n, f + 3 * n, n);
+    }
+    for (std::size_t a = 0; a < 4; ++a)
+    {
+        T* out = z + 4 * a * xs;
+        apply_a(tmp + a * n, tmp + (4 + a) * n, out, out + xs, out + 2 * xs, out + 3 * xs, n);
+    }
+}
+
+/// dx (one H x W plane, overwritten) = the interior of the sum over tiles of B q B^T,
+/// q[xi] = q[xi * xs + t], each 4x4 result added at (2 ty, 2 tx) of the padded plane. Result
+/// (i, j) of tile t lands in phase (i % 2, j % 2) at t, shifted right by one tile for j >= 2 and
+/// down by one tile row for i >= 2; the spare tiles are zero, so shifts across a row end add 0.
+template <class T>
+void input_grad_tiles(const T* q, std::size_t xs, const Plan& p, const Geometry& g, T* dx, T* tmp)
+{
+    const std::size_t n = p.tiles(), w2 = p.w2, size = p.phase_size();
+    T* r = tmp;            // r[4 i + b] = (B q)[i][b]
+    T* c = tmp + 16 * n;   // c[4 i + j] = (B q B^T)[i][j]
+    T* sum = tmp + 32 * n; // the four phases of the padded plane
+    for (std::size_t b = 0; b < 4; ++b)
+    {
+        apply_b(q + b * xs, q + (4 + b) * xs, q + (8 + b) * xs, q + (12 + b) * xs, r + b * n, r + (4 + b) * n,
+                r + (8 + b) * n, r + (12 + b) * n, n);
+    }
+    for (std::size_t i = 0; i < 4; ++i)
+    {
+        const T* ri = r + 4 * i * n;
+        T* ci = c + 4 * i * n;
+        apply_b(ri, ri + n, ri + 2 * n, ri + 3 * n, ci, ci + n, ci + 2 * n, ci + 3 * n, n);
+    }
+    std::fill(sum, sum + 4 * size, T(0));
+    for (std::size_t i = 0; i < 4; ++i)
+    {
+        for (std::size_t j = 0; j < 4; ++j)
+        {
+            add_to(sum + (2 * (i % 2) + j % 2) * size + (i / 2) * w2 + j / 2, c + (4 * i + j) * n, n);
+        }
+    }
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
+    for (std::size_t row = 0; row < g.h; ++row)
+    {
+        const std::size_t pr = row + ph, at = (pr / 2) * w2 + pw / 2;
+        const T* even = sum + 2 * (pr % 2) * size + at;
+        const T* odd = sum + (2 * (pr % 2) + 1) * size + at;
+        interleave(even, odd, pw % 2, T(0), dx + row * g.w, g.w);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel transforms
+
+/// u[((gi * 16 + xi) * kg + k) * cg + c] = (G w[gi*kg + k][c] G^T)[xi], w as [K][C/G][3][3].
+template <class T>
+void transform_weights(const T* w, const Geometry& g, T* u)
+{
+    const std::size_t per = g.kg * g.cg;
+    for (std::size_t gi = 0; gi < g.groups; ++gi)
+    {
+        for (std::size_t kc = 0; kc < per; ++kc)
+        {
+            const T* f = w + (gi * per + kc) * 9;
+            T r[4][3]; // G f, a 4x3
+            for (std::size_t j = 0; j < 3; ++j)
+            {
+                r[0][j] = f[j];
+                r[1][j] = T(0.5) * (f[j] + f[3 + j] + f[6 + j]);
+                r[2][j] = T(0.5) * (f[j] - f[3 + j] + f[6 + j]);
+                r[3][j] = f[6 + j];
+            }
+            T* out = u + gi * 16 * per + kc;
+            for (std::size_t a = 0; a < 4; ++a)
+            {
+                out[(4 * a) * per] = r[a][0];
+                out[(4 * a + 1) * per] = T(0.5) * (r[a][0] + r[a][1] + r[a][2]);
+                out[(4 * a + 2) * per] = T(0.5) * (r[a][0] - r[a][1] + r[a][2]);
+                out[(4 * a + 3) * per] = r[a][2];
+            }
+        }
+    }
+}
+
+/// dw[gi*kg + k][c] (3x3) = G^T q G with q[xi] = q[((gi * 16 + xi) * kg + k) * cg + c].
+template <class T>
+void weight_grad_from_tiles(const T* q, const Geometry& g, T* dw)
+{
+    const std::size_t per = g.kg * g.cg;
+    for (std::size_t gi = 0; gi < g.groups; ++gi)
+    {
+        for (std::size_t kc = 0; kc < per; ++kc)
+        {
+            const T* in = q + gi * 16 * per + kc;
+            T h[3][4]; // G^T q, a 3x4
+            for (std::size_t b = 0; b < 4; ++b)
+            {
+                const T q0 = in[b * per], q1 = in[(4 + b) * per], q2 = in[(8 + b) * per],
+                        q3 = in[(12 + b) * per];
+                h[0][b] = q0 + T(0.5) * (q1 + q2);
+                h[1][b] = T(0.5) * (q1 - q2);
+                h[2][b] = T(0.5) * (q1 + q2) + q3;
+            }
+            T* out = dw + (gi * per + kc) * 9;
+            for (std::size_t i = 0; i < 3; ++i)
+            {
+                out[3 * i] = h[i][0] + T(0.5) * (h[i][1] + h[i][2]);
+                out[3 * i + 1] = T(0.5) * (h[i][1] - h[i][2]);
+                out[3 * i + 2] = T(0.5) * (h[i][1] + h[i][2]) + h[i][3];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffers and block helpers
+
+/// One thread's buffers for one kernel call: two tile matrices (16 x rows x block tiles), the
+/// phases of the padded input plane and of the output-gradient plane (zero, and only their
+/// interiors are ever written) and the transforms' work space.
+template <class T>
+struct Buffers
+{
+    T* first = nullptr;  ///< V (forward, dW) or Z (dX): 16 x first_rows x tiles
+    T* second = nullptr; ///< M (forward), Z (dW) or the input-gradient tiles (dX)
+    T* input_phase[4] = {};
+    T* grad_phase[4] = {};
+    T* tmp = nullptr;
+
+    Buffers(const Plan& p, std::size_t block, std::size_t first_rows, std::size_t second_rows)
+    {
+        const std::size_t tiles = block * p.tiles();
+        const std::size_t a = 16 * matrix_stride(first_rows, tiles),
+                          b = 16 * matrix_stride(second_rows, tiles);
+        const std::size_t in = p.phase_size(), gr = p.tiles();
+        first = scratch<T>(a + b + 4 * in + 4 * gr + p.tmp_size());
+        second = first + a;
+        for (std::size_t i = 0; i < 4; ++i)
+        {
+            input_phase[i] = second + b + i * in;
+            grad_phase[i] = second + b + 4 * in + i * gr;
+        }
+        tmp = grad_phase[0] + 4 * gr;
+        std::fill(input_phase[0], tmp + p.tmp_size(), T(0));
+    }
+};
+
+/// V of images [n0, n0 + nt), group gi.
+template <class T>
+void input_block(const T* x, const Geometry& g, const Plan& p, std::size_t n0, std::size_t nt, std::size_t gi,
+                 const Buffers<T>& buf, T* v)
+{
+    const std::size_t tiles = nt * p.tiles(), xs = matrix_stride(g.cg, tiles);
+    for (std::size_t t = 0; t < nt; ++t)
+    {
+        for (std::size_t c = 0; c < g.cg; ++c)
+        {
+            split_input(x + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, g, p, buf.input_phase);
+            input_tiles(buf.input_phase, p, v + c * tiles + t * p.tiles(), xs, buf.tmp);
+        }
+    }
+}
+
+/// Z of images [n0, n0 + nt), group gi.
+template <class T>
+void grad_output_block(const T* dy, const Geometry& g, const Plan& p, std::size_t n0, std::size_t nt,
+                       std::size_t gi, const Buffers<T>& buf, T* z)
+{
+    const std::size_t tiles = nt * p.tiles(), xs = matrix_stride(g.kg, tiles);
+    for (std::size_t t = 0; t < nt; ++t)
+    {
+        for (std::size_t k = 0; k < g.kg; ++k)
+        {
+            split_grad_output(dy + ((n0 + t) * g.k + gi * g.kg + k) * g.ho * g.wo, g, p, buf.grad_phase);
+            grad_output_tiles(buf.grad_phase, p, z + k * tiles + t * p.tiles(), xs, buf.tmp);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three products
+
+/// y = conv(x, w) + b by F(2x2, 3x3), threaded over blocks of images; b may be null.
+template <class T>
+void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
+{
+    const Plan p(g);
+    std::vector<T> u(g.groups * 16 * g.kg * g.cg);
+    transform_weights(w, g, u.data());
+    const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
+#pragma omp parallel if (parallel_batch(g))
+    {
+        const Buffers<T> buf(p, block, g.cg, g.kg);
+#pragma omp for schedule(static)
+        for (std::size_t bi = 0; bi < blocks; ++bi)
+        {
+            const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
+            for (std::size_t gi = 0; gi < g.groups; ++gi)
+            {
+                input_block(x, g, p, n0, nt, gi, buf, buf.first);
+                for (std::size_t xi = 0; xi < 16; ++xi)
+                {
+                    checked_gemm(false, false, g.kg, tiles, g.cg, u.data() + (gi * 16 + xi) * g.kg * g.cg,
+                                 g.cg, buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(0),
+                                 buf.second + xi * matrix_stride(g.kg, tiles), tiles);
+                }
+                for (std::size_t t = 0; t < nt; ++t)
+                {
+                    for (std::size_t k = 0; k < g.kg; ++k)
+                    {
+                        const std::size_t ko = gi * g.kg + k;
+                        output_tiles(buf.second + k * tiles + t * p.tiles(), matrix_stride(g.kg, tiles), p, g,
+                                     b != nullptr ? b[ko] : T(0), y + ((n0 + t) * g.k + ko) * g.ho * g.wo,
+                                     buf.tmp);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dx = B [sum over k of Z . U] B^T, tiles added and cropped to H x W.
+template <class T>
+void backward_input(const T* dy, const T* w, const Geometry& g, T* dx)
+{
+    const Plan p(g);
+    std::vector<T> u(g.groups * 16 * g.kg * g.cg);
+    transform_weights(w, g, u.data());
+    const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
+#pragma omp parallel if (parallel_batch(g))
+    {
+        const Buffers<T> buf(p, block, g.kg, g.cg);
+#pragma omp for schedule(static)
+        for (std::size_t bi = 0; bi < blocks; ++bi)
+        {
+            const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
+            for (std::size_t gi = 0; gi < g.groups; ++gi)
+            {
+                grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
+                for (std::size_t xi = 0; xi < 16; ++xi)
+                {
+                    checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg,
+                                 g.cg, buf.first + xi * matrix_stride(g.kg, tiles), tiles, T(0),
+                                 buf.second + xi * matrix_stride(g.cg, tiles), tiles);
+                }
+                for (std::size_t t = 0; t < nt; ++t)
+                {
+                    for (std::size_t c = 0; c < g.cg; ++c)
+                    {
+                        input_grad_tiles(buf.second + c * tiles + t * p.tiles(), matrix_stride(g.cg, tiles),
+                                         p, g, dx + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, buf.tmp);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dw = G^T [sum over tiles of Z . V] G. The batch is cut into a fixed number of chunks with
+/// their own partial sums, added in chunk order, so the result does not depend on the number of
+/// threads (as in the GEMM route).
+template <class T>
+void backward_weight(const T* dy, const T* x, const Geometry& g, T* dw)
+{
+    const Plan p(g);
+    const std::size_t size = g.groups * 16 * g.kg * g.cg;
+    const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1;
+    const std::size_t block = images_per_block(g, p, 256);
+    std::vector<T> partial(chunks * size, T(0));
+#pragma omp parallel if (chunks > 1)
+    {
+        const Buffers<T> buf(p, block, g.cg, g.kg);
+#pragma omp for schedule(static)
+        for (std::size_t chunk = 0; chunk < chunks; ++chunk)
+        {
+            T* acc = partial.data() + chunk * size;
+            const std::size_t end = (chunk + 1) * g.n / chunks;
+            for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += block)
+            {
+                const std::size_t nt = std::min(block, end - n0), tiles = nt * p.tiles();
+                for (std::size_t gi = 0; gi < g.groups; ++gi)
+                {
+                    input_block(x, g, p, n0, nt, gi, buf, buf.first);
+                    grad_output_block(dy, g, p, n0, nt, gi, buf, buf.second);
+                    for (std::size_t xi = 0; xi < 16; ++xi)
+                    {
+                        checked_gemm(false, true, g.kg, g.cg, tiles,
+                                     buf.second + xi * matrix_stride(g.kg, tiles), tiles,
+                                     buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(1),
+                                     acc + (gi * 16 + xi) * g.kg * g.cg, g.cg);
+                    }
+                }
+            }
+        }
+    }
+    for (std::size_t chunk = 1; chunk < chunks; ++chunk)
+    {
+        const T* q = partial.data() + chunk * size;
+        for (std::size_t i = 0; i < size; ++i)
+        {
+            partial[i] += q[i];
+        }
+    }
+    weight_grad_from_tiles(partial.data(), g, dw);
+}
+
+} // namespace tapegrad::detail::conv::winograd
