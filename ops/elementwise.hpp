@@ -28,6 +28,9 @@ bool shapes_equal(const A& a, const B& b)
 /// VJP ends with. Returns `g` unchanged (moved) when the shapes already agree.
 template <class T>
 xt::xarray<T> sum_to(xt::xarray<T>&& g, const typename xt::xarray<T>::shape_type& shape);
+/// As above, leaving `g` intact (a copy when the shapes already agree).
+template <class T>
+xt::xarray<T> sum_to(const xt::xarray<T>& g, const typename xt::xarray<T>::shape_type& shape);
 } // namespace detail
 
 /// a + b, broadcast.
