@@ -281,7 +281,7 @@ void BackwardContext<T>::accumulate(std::size_t i, xt::xarray<T>&& g)
 {
     TensorImpl<T>& impl = *node_.inputs_[i].impl;
     const auto& want = impl.value().shape();
-    if (g.shape().size() != want.size() || !std::equal(want.begin(), want.end(), g.shape().begin()))
+    if (!detail::shapes_equal(g.shape(), want))
     {
         throw AutogradError(detail::cat(
           "internal: the VJP of tg::", node_.name(), " produced a gradient of shape ", shape_str(g.shape()),

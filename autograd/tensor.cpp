@@ -261,7 +261,7 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
     auto& impl = checked("backward");
     const auto& shape = impl.value().shape();
     const auto& sshape = seed.value().shape();
-    if (sshape.size() != shape.size() || !std::equal(shape.begin(), shape.end(), sshape.begin()))
+    if (!detail::shapes_equal(sshape, shape))
     {
         throw ShapeError(detail::cat("Tensor::backward: the seed gradient has shape ", shape_str(sshape),
                                      " but the tensor has shape ", shape_str(shape),

@@ -28,6 +28,28 @@ class NodeBase;
 template <class T>
 class BasicTensor;
 
+namespace detail
+{
+/// True when two shapes (any containers of sizes) are equal. A plain loop: std::equal becomes a
+/// memcmp call, which costs more than comparing the handful of sizes a shape has.
+template <class A, class B>
+bool shapes_equal(const A& a, const B& b)
+{
+    if (a.size() != b.size())
+    {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i)
+    {
+        if (a[i] != b[i])
+        {
+            return false;
+        }
+    }
+    return true;
+}
+} // namespace detail
+
 /// Values plus the version counter that detects in-place writes to tensors saved for backward.
 /// Shared between a tensor and the tensors detach() makes from it.
 template <class T>
