@@ -315,14 +315,22 @@ class FunctionNode final : public Node<T>
 
 } // namespace detail
 
-/// The single choke point for recording. Returns a tensor holding `value`; if should_record(inputs)
+/// A new output of `shape`, uninitialised, for an op to compute into (out->new_value()) and then
+/// pass to record(). Building the value in place saves record() an xarray move, which is not free:
+/// it swaps three small vectors element by element.
+template <class T>
+std::shared_ptr<TensorImpl<T>> new_output(const typename xt::xarray<T>::shape_type& shape)
+{
+    return std::make_shared<TensorImpl<T>>(shape);
+}
+
+/// The single choke point for recording. Returns a tensor holding `out`; if should_record(inputs)
 /// it also appends a node whose VJP is `vjp`. Undefined tensors in `inputs` are optional inputs
 /// that are absent (conv2d without bias).
 template <class T, class F>
-BasicTensor<T> record(const char* name, xt::xarray<T>&& value, std::type_identity_t<TensorRefs<T>> inputs,
-                      Saves saves, F&& vjp)
+BasicTensor<T> record(const char* name, std::shared_ptr<TensorImpl<T>> out,
+                      std::type_identity_t<TensorRefs<T>> inputs, Saves saves, F&& vjp)
 {
-    auto out = std::make_shared<TensorImpl<T>>(std::move(value));
     if (!should_record<T>(inputs))
     {
         return BasicTensor<T>(std::move(out));
@@ -350,6 +358,15 @@ BasicTensor<T> record(const char* name, xt::xarray<T>&& value, std::type_identit
     out->tape_id = tape.id();
     tape.push(node);
     return BasicTensor<T>(std::move(out));
+}
+
+/// As above for an output value computed elsewhere (moved into the new tensor).
+template <class T, class F>
+BasicTensor<T> record(const char* name, xt::xarray<T>&& value, std::type_identity_t<TensorRefs<T>> inputs,
+                      Saves saves, F&& vjp)
+{
+    return record<T>(name, std::make_shared<TensorImpl<T>>(std::move(value)), inputs, saves,
+                     std::forward<F>(vjp));
 }
 
 } // namespace tapegrad

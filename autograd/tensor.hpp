@@ -69,6 +69,11 @@ class TensorImpl
       : own_{std::move(v), 0}
     {
     }
+    /// Uninitialised values of `shape`, for an op to compute its output into (new_output()).
+    explicit TensorImpl(const typename xt::xarray<T>::shape_type& shape)
+      : own_{xt::xarray<T>::from_shape(shape), 0}
+    {
+    }
     TensorImpl(const TensorImpl&) = delete;
     TensorImpl& operator=(const TensorImpl&) = delete;
 
@@ -80,6 +85,8 @@ class TensorImpl
         return storage_->value;
     }
     std::uint32_t version() const noexcept { return storage_->version; }
+    /// Writable values without a version bump: only for the op filling the output it just created.
+    xt::xarray<T>& new_value() noexcept { return storage_->value; }
 
     /// Makes this impl share `other`'s storage (detach).
     void alias(const std::shared_ptr<TensorImpl>& other)

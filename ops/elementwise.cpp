@@ -161,29 +161,53 @@ xt::xarray<T>&& scale_in_place(xt::xarray<T>&& g, const xt::xarray<T>& b, F f)
     return std::move(g);
 }
 
+/// out[i] = f(a[i]) into `out`, shaped like `a` (`out` may be `a`).
 template <class T, class F>
-xt::xarray<T> map(const xt::xarray<T>& a, F f)
+void map_into(xt::xarray<T>& out, const xt::xarray<T>& a, F f)
 {
-    auto out = xt::xarray<T>::from_shape(a.shape());
     const T* pa = a.data();
     T* o = out.data();
     for (std::size_t i = 0, n = a.size(); i < n; ++i)
     {
         o[i] = f(pa[i]);
     }
+}
+
+template <class T, class F>
+xt::xarray<T> map(const xt::xarray<T>& a, F f)
+{
+    auto out = xt::xarray<T>::from_shape(a.shape());
+    map_into(out, a, f);
     return out;
 }
 
-template <class T>
-Dims result_shape(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op)
+/// The output of a unary forward, computed in place (new_output).
+template <class T, class F>
+std::shared_ptr<TensorImpl<T>> map_output(const xt::xarray<T>& a, F f)
 {
+    auto out = new_output<T>(a.shape());
+    map_into(out->new_value(), a, f);
+    return out;
+}
+
+/// The output of a binary forward f(a, b), broadcast, computed in place (new_output).
+template <class T, class F>
+std::shared_ptr<TensorImpl<T>> binary_output(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op,
+                                             F f)
+{
+    std::shared_ptr<TensorImpl<T>> out;
     if (shapes_equal(a.shape(), b.shape()))
     {
-        return a.shape();
+        out = new_output<T>(a.shape());
     }
-    const Shape s = broadcast_shapes(Shape(a.shape().begin(), a.shape().end()),
-                                     Shape(b.shape().begin(), b.shape().end()), op);
-    return Dims(s.begin(), s.end());
+    else
+    {
+        const Shape s = broadcast_shapes(Shape(a.shape().begin(), a.shape().end()),
+                                         Shape(b.shape().begin(), b.shape().end()), op);
+        out = new_output<T>(Dims(s.begin(), s.end()));
+    }
+    broadcast_into(out->new_value(), a, b, f);
+    return out;
 }
 } // namespace
 
@@ -265,8 +289,7 @@ BasicTensor<T> add(const BasicTensor<T>& a, const BasicTensor<T>& b)
 {
     const auto& va = a.value();
     const auto& vb = b.value();
-    return record<T>("add", broadcast_binary(va, vb, result_shape(va, vb, "add"), std::plus<T>()), {a, b},
-                     Saves::nothing(),
+    return record<T>("add", binary_output(va, vb, "add", std::plus<T>()), {a, b}, Saves::nothing(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d(a+b)/db = 1, summed back to b's shape
@@ -291,8 +314,7 @@ BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b)
 {
     const auto& va = a.value();
     const auto& vb = b.value();
-    return record<T>("sub", broadcast_binary(va, vb, result_shape(va, vb, "sub"), std::minus<T>()), {a, b},
-                     Saves::nothing(),
+    return record<T>("sub", binary_output(va, vb, "sub", std::minus<T>()), {a, b}, Saves::nothing(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d(a-b)/db = -1
@@ -303,7 +325,7 @@ BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b)
                          else if (ctx.needs_grad(1))
                          {
                              xt::xarray<T>&& g = ctx.take_grad_output();
-                             std::transform(g.begin(), g.end(), g.begin(), std::negate<T>());
+                             map_into(g, g, std::negate<T>());
                              accumulate_summed(ctx, 1, std::move(g));
                          }
                          // d(a-b)/da = 1
@@ -320,8 +342,7 @@ BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b)
     const auto& va = a.value();
     const auto& vb = b.value();
     return record<T>(
-      "mul", broadcast_binary(va, vb, result_shape(va, vb, "mul"), std::multiplies<T>()), {a, b},
-      Saves::inputs({0, 1}),
+      "mul", binary_output(va, vb, "mul", std::multiplies<T>()), {a, b}, Saves::inputs({0, 1}),
       [](BackwardContext<T>& ctx)
       {
           // d(a*b)/da = b
@@ -350,8 +371,7 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b)
     const auto& va = a.value();
     const auto& vb = b.value();
     return record<T>(
-      "div", broadcast_binary(va, vb, result_shape(va, vb, "div"), std::divides<T>()), {a, b},
-      Saves::inputs({1}).and_output(),
+      "div", binary_output(va, vb, "div", std::divides<T>()), {a, b}, Saves::inputs({1}).and_output(),
       [](BackwardContext<T>& ctx)
       {
           const auto& g = ctx.grad_output();
@@ -375,12 +395,12 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b)
 template <class T>
 BasicTensor<T> neg(const BasicTensor<T>& a)
 {
-    return record<T>("neg", map(a.value(), std::negate<T>()), {a}, Saves::nothing(),
+    return record<T>("neg", map_output(a.value(), std::negate<T>()), {a}, Saves::nothing(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d(-a)/da = -1
                          xt::xarray<T>&& g = ctx.take_grad_output();
-                         std::transform(g.begin(), g.end(), g.begin(), std::negate<T>());
+                         map_into(g, g, std::negate<T>());
                          ctx.accumulate(0, std::move(g));
                      });
 }
@@ -388,7 +408,7 @@ BasicTensor<T> neg(const BasicTensor<T>& a)
 template <class T>
 BasicTensor<T> add_scalar(const BasicTensor<T>& a, T s)
 {
-    return record<T>("add_scalar", map(a.value(), [s](T x) { return x + s; }), {a}, Saves::nothing(),
+    return record<T>("add_scalar", map_output(a.value(), [s](T x) { return x + s; }), {a}, Saves::nothing(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d(a+s)/da = 1
@@ -399,12 +419,12 @@ BasicTensor<T> add_scalar(const BasicTensor<T>& a, T s)
 template <class T>
 BasicTensor<T> mul_scalar(const BasicTensor<T>& a, T s)
 {
-    return record<T>("mul_scalar", map(a.value(), [s](T x) { return x * s; }), {a}, Saves::nothing(),
+    return record<T>("mul_scalar", map_output(a.value(), [s](T x) { return x * s; }), {a}, Saves::nothing(),
                      [s](BackwardContext<T>& ctx)
                      {
                          // d(a*s)/da = s
                          xt::xarray<T>&& g = ctx.take_grad_output();
-                         std::transform(g.begin(), g.end(), g.begin(), [s](T v) { return v * s; });
+                         map_into(g, g, [s](T v) { return v * s; });
                          ctx.accumulate(0, std::move(g));
                      });
 }
@@ -413,7 +433,7 @@ template <class T>
 BasicTensor<T> rdiv_scalar(T s, const BasicTensor<T>& a)
 {
     return record<T>(
-      "rdiv_scalar", map(a.value(), [s](T x) { return s / x; }), {a}, Saves::inputs({0}).and_output(),
+      "rdiv_scalar", map_output(a.value(), [s](T x) { return s / x; }), {a}, Saves::inputs({0}).and_output(),
       [](BackwardContext<T>& ctx)
       {
           // d(s/a)/da = -s/a^2 = -(s/a)/a
