@@ -552,10 +552,11 @@ xt::xarray<T> avg_pool2d_backward(const xt::xarray<T>& gy, const Geometry& g,
     return dx;
 }
 
+/// The pooled output [N, C, oh, ow], uninitialised, for record() (new_output).
 template <class T>
-xt::xarray<T> output_array(const Shape& x_shape, const Geometry& g)
+std::shared_ptr<TensorImpl<T>> output_impl(const Shape& x_shape, const Geometry& g)
 {
-    return xt::xarray<T>::from_shape(
+    return new_output<T>(
       {x_shape[0], x_shape[1], static_cast<std::size_t>(g.oh), static_cast<std::size_t>(g.ow)});
 }
 
@@ -568,16 +569,17 @@ BasicTensor<T> extreme_pool2d(const char* name, Kind kind, const BasicTensor<T>&
 {
     const Shape shape = x.shape();
     Geometry g = make_geometry(name, kind, shape, options);
-    auto y = output_array<T>(shape, g);
+    auto out = output_impl<T>(shape, g);
+    xt::xarray<T>& y = out->new_value();
     if (!should_record<T>({x}))
     {
         extreme_pool2d_forward<T, Order, false>(x.value(), y, nullptr, g);
-        return BasicTensor<T>(std::move(y));
+        return BasicTensor<T>(std::move(out));
     }
     auto at = std::make_unique_for_overwrite<Index[]>(y.size());
     extreme_pool2d_forward<T, Order, true>(x.value(), y, at.get(), g);
     return record<T>(
-      name, std::move(y), {x}, Saves::nothing(),
+      name, std::move(out), {x}, Saves::nothing(),
       [g = std::move(g), at = std::move(at)](BackwardContext<T>& ctx)
       {
           // dy/dx = 1 at the window's recorded winner, 0 elsewhere
@@ -606,9 +608,9 @@ BasicTensor<T> avg_pool2d(const BasicTensor<T>& x, const Pool2dOptions& options)
 {
     const Shape shape = x.shape();
     Geometry g = make_geometry("avg_pool2d", Kind::avg, shape, options);
-    auto y = output_array<T>(shape, g);
-    avg_pool2d_forward(x.value(), y, g);
-    return record<T>("avg_pool2d", std::move(y), {x}, Saves::nothing(),
+    auto out = output_impl<T>(shape, g);
+    avg_pool2d_forward(x.value(), out->new_value(), g);
+    return record<T>("avg_pool2d", std::move(out), {x}, Saves::nothing(),
                      [g = std::move(g)](BackwardContext<T>& ctx)
                      {
                          // dy/dx = 1 / divisor for each input element of the window
