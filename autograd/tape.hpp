@@ -89,7 +89,7 @@ class NodeArena
         std::uint64_t last_seq = 0;
     };
     static constexpr std::size_t chunk_bytes = std::size_t{64} << 10;
-    static constexpr std::size_t max_spare = 4;
+    static constexpr std::size_t max_spare = 16; // up to 1 MiB kept for the next graph
 
     std::deque<Chunk> live_; // oldest first; nodes go into back()
     std::vector<Chunk> spare_;
