@@ -1,7 +1,6 @@
 #include <tapegrad/autograd/tape.hpp>
 
-#include <xtensor/xnoalias.hpp>
-
+#include <algorithm>
 #include <atomic>
 
 namespace tapegrad
@@ -11,6 +10,62 @@ namespace
 {
 std::atomic<std::uint64_t> next_tape_id{1};
 thread_local Tape* scoped_tape = nullptr;
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// NodeArena
+
+NodeArena::NodeArena()
+{
+    spare_.reserve(max_spare);
+}
+
+void* NodeArena::allocate(std::size_t bytes, std::uint64_t seq)
+{
+    bytes = (bytes + alignment - 1) / alignment * alignment;
+    if (live_.empty() || live_.back().size - live_.back().used < bytes)
+    {
+        if (!spare_.empty() && spare_.back().size >= bytes)
+        {
+            live_.push_back(std::move(spare_.back()));
+            spare_.pop_back();
+        }
+        else
+        {
+            const std::size_t size = std::max(bytes, chunk_bytes);
+            live_.push_back(Chunk{std::unique_ptr<std::byte[]>(new std::byte[size]), size});
+        }
+    }
+    Chunk& c = live_.back();
+    void* p = c.memory.get() + c.used;
+    c.used += bytes;
+    c.last_seq = seq;
+    return p;
+}
+
+void NodeArena::release_before(std::uint64_t first_live) noexcept
+{
+    while (!live_.empty() && live_.front().last_seq < first_live)
+    {
+        if (spare_.size() < max_spare)
+        {
+            live_.front().used = 0;
+            spare_.push_back(std::move(live_.front())); // cannot throw: capacity reserved
+        }
+        live_.pop_front();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tape
+
+namespace
+{
+/// Runs a node's destructor; its memory stays in the arena until its chunk is recycled.
+void destroy(NodeBase* n) noexcept
+{
+    n->~NodeBase();
+}
 } // namespace
 
 Tape::Tape()
@@ -25,18 +80,35 @@ Tape::~Tape()
 
 void Tape::push(NodeBase* node)
 {
-    entries_.push_back(node);
+    try
+    {
+        entries_.push_back(node);
+    }
+    catch (...)
+    {
+        destroy(node);
+        throw;
+    }
     ++next_seq_;
+}
+
+void Tape::drop_front(std::size_t last) noexcept
+{
+    entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(last + 1));
+    first_seq_ += last + 1;
+    arena_.release_before(first_seq_);
 }
 
 void Tape::clear() noexcept
 {
     for (NodeBase* n : entries_)
     {
-        delete n;
+        destroy(n);
     }
-    entries_.clear();
-    first_seq_ = next_seq_;
+    if (!entries_.empty())
+    {
+        drop_front(entries_.size() - 1);
+    }
 }
 
 std::vector<const char*> Tape::op_names() const
@@ -68,7 +140,7 @@ void Tape::replay(std::uint64_t root_seq, bool retain_graph)
             }
             if (!retain_graph)
             {
-                delete n;
+                destroy(n);
                 entries_[i] = nullptr;
             }
         }
@@ -87,17 +159,18 @@ void Tape::replay(std::uint64_t root_seq, bool retain_graph)
         {
             for (std::size_t j = 0; j <= root; ++j)
             {
-                delete entries_[j];
+                if (entries_[j] != nullptr)
+                {
+                    destroy(entries_[j]);
+                }
             }
-            entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(root + 1));
-            first_seq_ = root_seq + 1;
+            drop_front(root);
         }
         throw;
     }
     if (!retain_graph)
     {
-        entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(root + 1));
-        first_seq_ = root_seq + 1;
+        drop_front(root);
     }
 }
 
@@ -126,6 +199,21 @@ TapeScope::~TapeScope()
 // ---------------------------------------------------------------------------------------------
 // Node and BackwardContext
 
+namespace
+{
+/// acc += g for two arrays of the same shape (an xtensor expression costs far more at small sizes).
+template <class T>
+void add_into(xt::xarray<T>& acc, const xt::xarray<T>& g)
+{
+    T* a = acc.data();
+    const T* pg = g.data();
+    for (std::size_t i = 0, n = acc.size(); i < n; ++i)
+    {
+        a[i] += pg[i];
+    }
+}
+} // namespace
+
 template <class T>
 void Node<T>::accumulate(xt::xarray<T>&& g)
 {
@@ -136,7 +224,7 @@ void Node<T>::accumulate(xt::xarray<T>&& g)
     }
     else
     {
-        xt::noalias(*grad_out_) += g;
+        add_into(*grad_out_, g);
     }
 }
 
@@ -193,7 +281,7 @@ void BackwardContext<T>::accumulate(std::size_t i, xt::xarray<T>&& g)
 {
     TensorImpl<T>& impl = *node_.inputs_[i].impl;
     const auto& want = impl.value().shape();
-    if (g.shape().size() != want.size() || !std::equal(want.begin(), want.end(), g.shape().begin()))
+    if (!detail::shapes_equal(g.shape(), want))
     {
         throw AutogradError(detail::cat(
           "internal: the VJP of tg::", node_.name(), " produced a gradient of shape ", shape_str(g.shape()),
@@ -229,7 +317,7 @@ void BackwardContext<T>::accumulate(std::size_t i, xt::xarray<T>&& g)
     }
     else
     {
-        xt::noalias(impl.grad->mutable_value()) += g;
+        add_into(impl.grad->mutable_value(), g);
     }
 }
 

@@ -13,14 +13,21 @@
 /// Note [Releasing]. backward() from a root at tape position p visits positions p..0 and, unless
 /// retain_graph is set, destroys each node right after its VJP ran (freeing the values it saved),
 /// then drops positions 0..p from the tape. Ops recorded after the root stay.
+///
+/// Note [Node memory]. Nodes are therefore released oldest first, so their memory is a queue: the
+/// tape's NodeArena bump-allocates each node in its newest chunk and recycles a chunk once every
+/// node in it is released. That replaces a malloc/free pair per recorded op.
 
 #include <tapegrad/autograd/tensor.hpp>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -59,6 +66,35 @@ class NodeBase
     std::uint64_t seq_;
 };
 
+/// Memory for one tape's nodes (Note [Node memory]). Not thread-safe: only its tape's thread uses it.
+class NodeArena
+{
+  public:
+    /// Every node is placed at a multiple of this.
+    static constexpr std::size_t alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+    NodeArena();
+    /// `bytes` of storage for the node with sequence number `seq`.
+    void* allocate(std::size_t bytes, std::uint64_t seq);
+    /// Recycles the chunks whose nodes all have sequence numbers below `first_live`. The nodes must
+    /// already be destroyed.
+    void release_before(std::uint64_t first_live) noexcept;
+
+  private:
+    struct Chunk
+    {
+        std::unique_ptr<std::byte[]> memory;
+        std::size_t size = 0;
+        std::size_t used = 0;
+        std::uint64_t last_seq = 0;
+    };
+    static constexpr std::size_t chunk_bytes = std::size_t{64} << 10;
+    static constexpr std::size_t max_spare = 16; // up to 1 MiB kept for the next graph
+
+    std::deque<Chunk> live_; // oldest first; nodes go into back()
+    std::vector<Chunk> spare_;
+};
+
 /// The thread's tape. Obtain it with current_tape().
 class Tape
 {
@@ -77,7 +113,9 @@ class Tape
     /// The sequence number the next recorded node will get.
     std::uint64_t next_seq() const noexcept { return next_seq_; }
 
-    /// Appends a node; takes ownership.
+    /// Storage for the next node; construct it there, then push() it.
+    void* allocate_node(std::size_t bytes) { return arena_.allocate(bytes, next_seq_); }
+    /// Appends a node built in allocate_node() memory; takes ownership (destroys it if this throws).
     void push(NodeBase* node);
     /// Replays positions seq..first in reverse order (Note [Releasing]).
     void replay(std::uint64_t root_seq, bool retain_graph);
@@ -87,6 +125,10 @@ class Tape
     std::vector<const char*> op_names() const;
 
   private:
+    /// Drops positions 0..last (already destroyed) and recycles their memory.
+    void drop_front(std::size_t last) noexcept;
+
+    NodeArena arena_;
     std::vector<NodeBase*> entries_;
     std::uint64_t id_;
     std::uint64_t first_seq_ = 1;
@@ -206,8 +248,10 @@ class BackwardContext
 
     /// dL/d(output), shaped like the output.
     const xt::xarray<T>& grad_output() const noexcept { return *node_.grad_out_; }
-    /// Moves dL/d(output) out of the node (for pass-through VJPs; call it last).
-    xt::xarray<T> take_grad_output() noexcept { return std::move(*node_.grad_out_); }
+    /// dL/d(output) as an rvalue, for a VJP that passes it on or overwrites it in place as an input
+    /// gradient of the same shape (call it last). Passing the result straight to accumulate() moves
+    /// the buffer once; an xarray move is not free (it swaps three small vectors element by element).
+    xt::xarray<T>&& take_grad_output() noexcept { return std::move(*node_.grad_out_); }
     /// Whether input `i` wants a gradient. Skip the work when it does not.
     bool needs_grad(std::size_t i) const noexcept
     {
@@ -271,21 +315,32 @@ class FunctionNode final : public Node<T>
 
 } // namespace detail
 
-/// The single choke point for recording. Returns a tensor holding `value`; if should_record(inputs)
+/// A new output of `shape`, uninitialised, for an op to compute into (out->new_value()) and then
+/// pass to record(). Building the value in place saves record() an xarray move, which is not free:
+/// it swaps three small vectors element by element.
+template <class T>
+std::shared_ptr<TensorImpl<T>> new_output(const typename xt::xarray<T>::shape_type& shape)
+{
+    return std::make_shared<TensorImpl<T>>(shape);
+}
+
+/// The single choke point for recording. Returns a tensor holding `out`; if should_record(inputs)
 /// it also appends a node whose VJP is `vjp`. Undefined tensors in `inputs` are optional inputs
 /// that are absent (conv2d without bias).
 template <class T, class F>
-BasicTensor<T> record(const char* name, xt::xarray<T>&& value, std::type_identity_t<TensorRefs<T>> inputs,
-                      Saves saves, F&& vjp)
+BasicTensor<T> record(const char* name, std::shared_ptr<TensorImpl<T>> out,
+                      std::type_identity_t<TensorRefs<T>> inputs, Saves saves, F&& vjp)
 {
-    auto out = std::make_shared<TensorImpl<T>>(std::move(value));
     if (!should_record<T>(inputs))
     {
         return BasicTensor<T>(std::move(out));
     }
     Tape& tape = current_tape();
-    auto* node = new detail::FunctionNode<T, std::decay_t<F>>(name, tape.next_seq(), std::forward<F>(vjp));
-    std::unique_ptr<NodeBase> guard(node);
+    using NodeType = detail::FunctionNode<T, std::decay_t<F>>;
+    static_assert(alignof(NodeType) <= NodeArena::alignment,
+                  "a VJP capture needs more alignment than the arena gives");
+    auto* node =
+      new (tape.allocate_node(sizeof(NodeType))) NodeType(name, tape.next_seq(), std::forward<F>(vjp));
     std::size_t i = 0;
     for (const BasicTensor<T>& t : inputs)
     {
@@ -301,8 +356,17 @@ BasicTensor<T> record(const char* name, xt::xarray<T>&& value, std::type_identit
     out->grad_fn = node;
     out->grad_fn_seq = node->seq();
     out->tape_id = tape.id();
-    tape.push(guard.release());
+    tape.push(node);
     return BasicTensor<T>(std::move(out));
+}
+
+/// As above for an output value computed elsewhere (moved into the new tensor).
+template <class T, class F>
+BasicTensor<T> record(const char* name, xt::xarray<T>&& value, std::type_identity_t<TensorRefs<T>> inputs,
+                      Saves saves, F&& vjp)
+{
+    return record<T>(name, std::make_shared<TensorImpl<T>>(std::move(value)), inputs, saves,
+                     std::forward<F>(vjp));
 }
 
 } // namespace tapegrad

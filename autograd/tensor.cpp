@@ -192,35 +192,13 @@ void BasicTensor<T>::zero_grad()
     }
 }
 
-template <class T>
-void BasicTensor<T>::backward(BackwardOptions options) const
+namespace
 {
-    const auto& v = checked("backward").value();
-    if (v.size() != 1)
-    {
-        throw AutogradError(detail::cat(
-          "Tensor::backward: called without a seed gradient on a tensor of shape ", shape_str(v.shape()),
-          "; the implicit seed 1 only exists for one-element tensors. Reduce the "
-          "output (tg::sum, tg::mean) or pass a seed of shape ",
-          shape_str(v.shape()), ": y.backward(seed)."));
-    }
-    xt::xarray<T> seed = xt::xarray<T>::from_shape(v.shape());
-    seed.data()[0] = T(1);
-    backward(BasicTensor<T>(std::move(seed)), options);
-}
-
+/// Seeds `impl` with `g` (already checked to have its shape) and replays the tape from it.
 template <class T>
-void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions options) const
+void run_backward(TensorImpl<T>& impl, xt::xarray<T>&& g, BackwardOptions options)
 {
-    auto& impl = checked("backward");
     const auto& shape = impl.value().shape();
-    const auto& sshape = seed.value().shape();
-    if (sshape.size() != shape.size() || !std::equal(shape.begin(), shape.end(), sshape.begin()))
-    {
-        throw ShapeError(detail::cat("Tensor::backward: the seed gradient has shape ", shape_str(sshape),
-                                     " but the tensor has shape ", shape_str(shape),
-                                     "; a seed must have exactly the tensor's shape"));
-    }
     if (!impl.requires_grad)
     {
         throw AutogradError(
@@ -228,7 +206,6 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
                       " does not require grad and no recorded op produced it. Create the leaves "
                       "with requires_grad = true, and do not call backward under NoGradGuard."));
     }
-    xt::xarray<T> g = seed.value();
     if (impl.is_leaf())
     {
         if (!impl.grad)
@@ -257,6 +234,40 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
     }
     static_cast<Node<T>*>(impl.grad_fn)->accumulate(std::move(g));
     tape.replay(impl.grad_fn_seq, options.retain_graph);
+}
+} // namespace
+
+template <class T>
+void BasicTensor<T>::backward(BackwardOptions options) const
+{
+    auto& impl = checked("backward");
+    const auto& v = impl.value();
+    if (v.size() != 1)
+    {
+        throw AutogradError(detail::cat(
+          "Tensor::backward: called without a seed gradient on a tensor of shape ", shape_str(v.shape()),
+          "; the implicit seed 1 only exists for one-element tensors. Reduce the "
+          "output (tg::sum, tg::mean) or pass a seed of shape ",
+          shape_str(v.shape()), ": y.backward(seed)."));
+    }
+    xt::xarray<T> seed = xt::xarray<T>::from_shape(v.shape());
+    seed.data()[0] = T(1);
+    run_backward(impl, std::move(seed), options);
+}
+
+template <class T>
+void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions options) const
+{
+    auto& impl = checked("backward");
+    const auto& shape = impl.value().shape();
+    const auto& sshape = seed.value().shape();
+    if (!detail::shapes_equal(sshape, shape))
+    {
+        throw ShapeError(detail::cat("Tensor::backward: the seed gradient has shape ", shape_str(sshape),
+                                     " but the tensor has shape ", shape_str(shape),
+                                     "; a seed must have exactly the tensor's shape"));
+    }
+    run_backward(impl, xt::xarray<T>(seed.value()), options);
 }
 
 namespace

@@ -28,6 +28,28 @@ class NodeBase;
 template <class T>
 class BasicTensor;
 
+namespace detail
+{
+/// True when two shapes (any containers of sizes) are equal. A plain loop: std::equal becomes a
+/// memcmp call, which costs more than comparing the handful of sizes a shape has.
+template <class A, class B>
+bool shapes_equal(const A& a, const B& b)
+{
+    if (a.size() != b.size())
+    {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i)
+    {
+        if (a[i] != b[i])
+        {
+            return false;
+        }
+    }
+    return true;
+}
+} // namespace detail
+
 /// Values plus the version counter that detects in-place writes to tensors saved for backward.
 /// Shared between a tensor and the tensors detach() makes from it.
 template <class T>
@@ -47,6 +69,11 @@ class TensorImpl
       : own_{std::move(v), 0}
     {
     }
+    /// Uninitialised values of `shape`, for an op to compute its output into (new_output()).
+    explicit TensorImpl(const typename xt::xarray<T>::shape_type& shape)
+      : own_{xt::xarray<T>::from_shape(shape), 0}
+    {
+    }
     TensorImpl(const TensorImpl&) = delete;
     TensorImpl& operator=(const TensorImpl&) = delete;
 
@@ -58,6 +85,8 @@ class TensorImpl
         return storage_->value;
     }
     std::uint32_t version() const noexcept { return storage_->version; }
+    /// Writable values without a version bump: only for the op filling the output it just created.
+    xt::xarray<T>& new_value() noexcept { return storage_->value; }
 
     /// Makes this impl share `other`'s storage (detach).
     void alias(const std::shared_ptr<TensorImpl>& other)

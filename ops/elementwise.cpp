@@ -93,31 +93,32 @@ void for_each_row(const S& out_shape, const Strides& sa, const Strides& sb, Body
 // ---------------------------------------------------------------------------------------------
 // Forward kernels
 
-/// out = f(a, b) with numpy broadcasting; `out_shape` is the broadcast shape.
+/// out = f(a, b) with numpy broadcasting, into `out` already shaped like the broadcast result.
+/// `out` may be `a` itself (elementwise in place): each element is read before it is written.
 template <class T, class F>
-xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, const Dims& out_shape, F f)
+void broadcast_into(xt::xarray<T>& out, const xt::xarray<T>& a, const xt::xarray<T>& b, F f)
 {
-    auto out = xt::xarray<T>::from_shape(out_shape);
     T* o = out.data();
     const T* pa = a.data();
     const T* pb = b.data();
     const std::size_t n = out.size();
-    if (shapes_equal(a.shape(), out.shape()) && shapes_equal(b.shape(), out.shape()))
+    const bool a_full = shapes_equal(a.shape(), out.shape());
+    if (a_full && shapes_equal(b.shape(), out.shape()))
     {
         for (std::size_t i = 0; i < n; ++i)
         {
             o[i] = f(pa[i], pb[i]);
         }
-        return out;
+        return;
     }
-    if (b.size() == 1 && shapes_equal(a.shape(), out.shape()))
+    if (b.size() == 1 && a_full)
     {
         const T s = pb[0];
         for (std::size_t i = 0; i < n; ++i)
         {
             o[i] = f(pa[i], s);
         }
-        return out;
+        return;
     }
     if (a.size() == 1 && shapes_equal(b.shape(), out.shape()))
     {
@@ -126,8 +127,9 @@ xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, c
         {
             o[i] = f(s, pb[i]);
         }
-        return out;
+        return;
     }
+    const auto& out_shape = out.shape();
     const Strides sa = broadcast_strides(a.shape(), out_shape.size());
     const Strides sb = broadcast_strides(b.shape(), out_shape.size());
     for_each_row(
@@ -139,38 +141,73 @@ xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, c
               o[oo + j] = f(pa[oa + j * da], pb[ob + j * db]);
           }
       });
+}
+
+/// f(a, b) with numpy broadcasting; `out_shape` is the broadcast shape.
+template <class T, class F>
+xt::xarray<T> broadcast_binary(const xt::xarray<T>& a, const xt::xarray<T>& b, const Dims& out_shape, F f)
+{
+    auto out = xt::xarray<T>::from_shape(out_shape);
+    broadcast_into(out, a, b, f);
     return out;
 }
 
+/// g = f(g, b) in place, `b` broadcast to g's shape: an input gradient built in the output
+/// gradient's own buffer. Returns `g` itself so that it can be passed on without a move.
 template <class T, class F>
-xt::xarray<T> map(const xt::xarray<T>& a, F f)
+xt::xarray<T>&& scale_in_place(xt::xarray<T>&& g, const xt::xarray<T>& b, F f)
 {
-    auto out = xt::xarray<T>::from_shape(a.shape());
+    broadcast_into(g, g, b, f);
+    return std::move(g);
+}
+
+/// out[i] = f(a[i]) into `out`, shaped like `a` (`out` may be `a`).
+template <class T, class F>
+void map_into(xt::xarray<T>& out, const xt::xarray<T>& a, F f)
+{
     const T* pa = a.data();
     T* o = out.data();
     for (std::size_t i = 0, n = a.size(); i < n; ++i)
     {
         o[i] = f(pa[i]);
     }
+}
+
+template <class T, class F>
+xt::xarray<T> map(const xt::xarray<T>& a, F f)
+{
+    auto out = xt::xarray<T>::from_shape(a.shape());
+    map_into(out, a, f);
     return out;
 }
 
-template <class T>
-const Dims& shape_of(const xt::xarray<T>& a)
+/// The output of a unary forward, computed in place (new_output).
+template <class T, class F>
+std::shared_ptr<TensorImpl<T>> map_output(const xt::xarray<T>& a, F f)
 {
-    return a.shape();
+    auto out = new_output<T>(a.shape());
+    map_into(out->new_value(), a, f);
+    return out;
 }
 
-template <class T>
-Dims result_shape(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op)
+/// The output of a binary forward f(a, b), broadcast, computed in place (new_output).
+template <class T, class F>
+std::shared_ptr<TensorImpl<T>> binary_output(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op,
+                                             F f)
 {
+    std::shared_ptr<TensorImpl<T>> out;
     if (shapes_equal(a.shape(), b.shape()))
     {
-        return a.shape();
+        out = new_output<T>(a.shape());
     }
-    const Shape s = broadcast_shapes(Shape(a.shape().begin(), a.shape().end()),
-                                     Shape(b.shape().begin(), b.shape().end()), op);
-    return Dims(s.begin(), s.end());
+    else
+    {
+        const Shape s = broadcast_shapes(Shape(a.shape().begin(), a.shape().end()),
+                                         Shape(b.shape().begin(), b.shape().end()), op);
+        out = new_output<T>(Dims(s.begin(), s.end()));
+    }
+    broadcast_into(out->new_value(), a, b, f);
+    return out;
 }
 } // namespace
 
@@ -178,11 +215,11 @@ Dims result_shape(const xt::xarray<T>& a, const xt::xarray<T>& b, const char* op
 // Backward kernels
 
 template <class T>
-xt::xarray<T> detail::sum_to(xt::xarray<T>&& g, const typename xt::xarray<T>::shape_type& shape)
+xt::xarray<T> detail::sum_to(const xt::xarray<T>& g, const typename xt::xarray<T>::shape_type& shape)
 {
     if (shapes_equal(g.shape(), shape))
     {
-        return std::move(g);
+        return g;
     }
     xt::xarray<T> out(shape, T(0));
     T* o = out.data();
@@ -213,30 +250,61 @@ xt::xarray<T> detail::sum_to(xt::xarray<T>&& g, const typename xt::xarray<T>::sh
     return out;
 }
 
+template <class T>
+xt::xarray<T> detail::sum_to(xt::xarray<T>&& g, const typename xt::xarray<T>::shape_type& shape)
+{
+    if (shapes_equal(g.shape(), shape))
+    {
+        return std::move(g);
+    }
+    return sum_to(static_cast<const xt::xarray<T>&>(g), shape);
+}
+
+namespace
+{
+/// Sends `g`, shaped like the op's output, to input `i` summed back to that input's shape. When no
+/// sum is needed the buffer itself goes on (sum_to would add a move).
+template <class T>
+void accumulate_summed(BackwardContext<T>& ctx, std::size_t i, xt::xarray<T>&& g)
+{
+    if (shapes_equal(g.shape(), ctx.input_shape(i)))
+    {
+        ctx.accumulate(i, std::move(g));
+    }
+    else
+    {
+        ctx.accumulate(i, sum_to(static_cast<const xt::xarray<T>&>(g), ctx.input_shape(i)));
+    }
+}
+} // namespace
+
 // ---------------------------------------------------------------------------------------------
 // Recorded ops
+//
+// Each VJP builds the gradient of the last input it serves in the output gradient's own buffer
+// (take_grad_output); earlier inputs, which must leave that buffer intact, get new arrays.
 
 template <class T>
 BasicTensor<T> add(const BasicTensor<T>& a, const BasicTensor<T>& b)
 {
     const auto& va = a.value();
     const auto& vb = b.value();
-    return record<T>("add", broadcast_binary(va, vb, result_shape(va, vb, "add"), std::plus<T>()), {a, b},
-                     Saves::nothing(),
+    return record<T>("add", binary_output(va, vb, "add", std::plus<T>()), {a, b}, Saves::nothing(),
                      [](BackwardContext<T>& ctx)
                      {
-                         // d(a+b)/da = 1, d(a+b)/db = 1, each summed back to its input's shape
-                         if (ctx.needs_grad(0) && ctx.needs_grad(1))
+                         // d(a+b)/db = 1, summed back to b's shape
+                         if (ctx.needs_grad(1) && ctx.needs_grad(0))
                          {
-                             ctx.accumulate(0, sum_to(xt::xarray<T>(ctx.grad_output()), ctx.input_shape(0)));
+                             ctx.accumulate(1, sum_to(ctx.grad_output(), ctx.input_shape(1)));
                          }
-                         else if (ctx.needs_grad(0))
+                         else if (ctx.needs_grad(1))
                          {
-                             ctx.accumulate(0, sum_to(ctx.take_grad_output(), ctx.input_shape(0)));
+                             accumulate_summed(ctx, 1, ctx.take_grad_output());
                          }
-                         if (ctx.needs_grad(1))
+                         // d(a+b)/da = 1, summed back to a's shape
+                         if (ctx.needs_grad(0))
                          {
-                             ctx.accumulate(1, sum_to(ctx.take_grad_output(), ctx.input_shape(1)));
+                             accumulate_summed(ctx, 0, ctx.take_grad_output());
                          }
                      });
 }
@@ -246,20 +314,26 @@ BasicTensor<T> sub(const BasicTensor<T>& a, const BasicTensor<T>& b)
 {
     const auto& va = a.value();
     const auto& vb = b.value();
-    return record<T>(
-      "sub", broadcast_binary(va, vb, result_shape(va, vb, "sub"), std::minus<T>()), {a, b}, Saves::nothing(),
-      [](BackwardContext<T>& ctx)
-      {
-          // d(a-b)/da = 1, d(a-b)/db = -1
-          if (ctx.needs_grad(1))
-          {
-              ctx.accumulate(1, sum_to(map(ctx.grad_output(), std::negate<T>()), ctx.input_shape(1)));
-          }
-          if (ctx.needs_grad(0))
-          {
-              ctx.accumulate(0, sum_to(ctx.take_grad_output(), ctx.input_shape(0)));
-          }
-      });
+    return record<T>("sub", binary_output(va, vb, "sub", std::minus<T>()), {a, b}, Saves::nothing(),
+                     [](BackwardContext<T>& ctx)
+                     {
+                         // d(a-b)/db = -1
+                         if (ctx.needs_grad(1) && ctx.needs_grad(0))
+                         {
+                             accumulate_summed(ctx, 1, map(ctx.grad_output(), std::negate<T>()));
+                         }
+                         else if (ctx.needs_grad(1))
+                         {
+                             xt::xarray<T>&& g = ctx.take_grad_output();
+                             map_into(g, g, std::negate<T>());
+                             accumulate_summed(ctx, 1, std::move(g));
+                         }
+                         // d(a-b)/da = 1
+                         if (ctx.needs_grad(0))
+                         {
+                             accumulate_summed(ctx, 0, ctx.take_grad_output());
+                         }
+                     });
 }
 
 template <class T>
@@ -268,23 +342,25 @@ BasicTensor<T> mul(const BasicTensor<T>& a, const BasicTensor<T>& b)
     const auto& va = a.value();
     const auto& vb = b.value();
     return record<T>(
-      "mul", broadcast_binary(va, vb, result_shape(va, vb, "mul"), std::multiplies<T>()), {a, b},
-      Saves::inputs({0, 1}),
+      "mul", binary_output(va, vb, "mul", std::multiplies<T>()), {a, b}, Saves::inputs({0, 1}),
       [](BackwardContext<T>& ctx)
       {
-          const auto& g = ctx.grad_output();
-          const Dims& gs = g.shape();
           // d(a*b)/da = b
-          if (ctx.needs_grad(0))
+          if (ctx.needs_grad(0) && ctx.needs_grad(1))
           {
-              ctx.accumulate(
-                0, sum_to(broadcast_binary(g, ctx.input(1), gs, std::multiplies<T>()), ctx.input_shape(0)));
+              const auto& g = ctx.grad_output();
+              accumulate_summed(ctx, 0, broadcast_binary(g, ctx.input(1), g.shape(), std::multiplies<T>()));
+          }
+          else if (ctx.needs_grad(0))
+          {
+              accumulate_summed(ctx, 0,
+                                scale_in_place(ctx.take_grad_output(), ctx.input(1), std::multiplies<T>()));
           }
           // d(a*b)/db = a
           if (ctx.needs_grad(1))
           {
-              ctx.accumulate(
-                1, sum_to(broadcast_binary(g, ctx.input(0), gs, std::multiplies<T>()), ctx.input_shape(1)));
+              accumulate_summed(ctx, 1,
+                                scale_in_place(ctx.take_grad_output(), ctx.input(0), std::multiplies<T>()));
           }
       });
 }
@@ -295,8 +371,7 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b)
     const auto& va = a.value();
     const auto& vb = b.value();
     return record<T>(
-      "div", broadcast_binary(va, vb, result_shape(va, vb, "div"), std::divides<T>()), {a, b},
-      Saves::inputs({1}).and_output(),
+      "div", binary_output(va, vb, "div", std::divides<T>()), {a, b}, Saves::inputs({1}).and_output(),
       [](BackwardContext<T>& ctx)
       {
           const auto& g = ctx.grad_output();
@@ -304,17 +379,15 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b)
           // d(a/b)/db = -a/b^2 = -(a/b)/b
           if (ctx.needs_grad(1))
           {
-              const auto& q = ctx.output();
-              auto gq = broadcast_binary(g, q, gs, std::multiplies<T>());
-              ctx.accumulate(1,
-                             sum_to(broadcast_binary(gq, ctx.input(1), gs, [](T x, T y) { return -x / y; }),
-                                    ctx.input_shape(1)));
+              auto gq = broadcast_binary(g, ctx.output(), gs, std::multiplies<T>());
+              accumulate_summed(ctx, 1,
+                                scale_in_place(std::move(gq), ctx.input(1), [](T x, T y) { return -x / y; }));
           }
           // d(a/b)/da = 1/b
           if (ctx.needs_grad(0))
           {
-              ctx.accumulate(
-                0, sum_to(broadcast_binary(g, ctx.input(1), gs, std::divides<T>()), ctx.input_shape(0)));
+              accumulate_summed(ctx, 0,
+                                scale_in_place(ctx.take_grad_output(), ctx.input(1), std::divides<T>()));
           }
       });
 }
@@ -322,18 +395,20 @@ BasicTensor<T> div(const BasicTensor<T>& a, const BasicTensor<T>& b)
 template <class T>
 BasicTensor<T> neg(const BasicTensor<T>& a)
 {
-    return record<T>("neg", map(a.value(), std::negate<T>()), {a}, Saves::nothing(),
+    return record<T>("neg", map_output(a.value(), std::negate<T>()), {a}, Saves::nothing(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d(-a)/da = -1
-                         ctx.accumulate(0, map(ctx.grad_output(), std::negate<T>()));
+                         xt::xarray<T>&& g = ctx.take_grad_output();
+                         map_into(g, g, std::negate<T>());
+                         ctx.accumulate(0, std::move(g));
                      });
 }
 
 template <class T>
 BasicTensor<T> add_scalar(const BasicTensor<T>& a, T s)
 {
-    return record<T>("add_scalar", map(a.value(), [s](T x) { return x + s; }), {a}, Saves::nothing(),
+    return record<T>("add_scalar", map_output(a.value(), [s](T x) { return x + s; }), {a}, Saves::nothing(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d(a+s)/da = 1
@@ -344,11 +419,13 @@ BasicTensor<T> add_scalar(const BasicTensor<T>& a, T s)
 template <class T>
 BasicTensor<T> mul_scalar(const BasicTensor<T>& a, T s)
 {
-    return record<T>("mul_scalar", map(a.value(), [s](T x) { return x * s; }), {a}, Saves::nothing(),
+    return record<T>("mul_scalar", map_output(a.value(), [s](T x) { return x * s; }), {a}, Saves::nothing(),
                      [s](BackwardContext<T>& ctx)
                      {
                          // d(a*s)/da = s
-                         ctx.accumulate(0, map(ctx.grad_output(), [s](T g) { return g * s; }));
+                         xt::xarray<T>&& g = ctx.take_grad_output();
+                         map_into(g, g, [s](T v) { return v * s; });
+                         ctx.accumulate(0, std::move(g));
                      });
 }
 
@@ -356,19 +433,19 @@ template <class T>
 BasicTensor<T> rdiv_scalar(T s, const BasicTensor<T>& a)
 {
     return record<T>(
-      "rdiv_scalar", map(a.value(), [s](T x) { return s / x; }), {a}, Saves::inputs({0}).and_output(),
+      "rdiv_scalar", map_output(a.value(), [s](T x) { return s / x; }), {a}, Saves::inputs({0}).and_output(),
       [](BackwardContext<T>& ctx)
       {
           // d(s/a)/da = -s/a^2 = -(s/a)/a
-          ctx.accumulate(0, broadcast_binary(broadcast_binary(ctx.grad_output(), ctx.output(),
-                                                              shape_of(ctx.output()), std::multiplies<T>()),
-                                             ctx.input(0), shape_of(ctx.output()),
-                                             [](T x, T y) { return -x / y; }));
+          xt::xarray<T>&& g = scale_in_place(ctx.take_grad_output(), ctx.output(), std::multiplies<T>());
+          ctx.accumulate(0, scale_in_place(std::move(g), ctx.input(0), [](T x, T y) { return -x / y; }));
       });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                              \
     template xt::xarray<T> detail::sum_to<T>(xt::xarray<T>&&, const typename xt::xarray<T>::shape_type&);    \
+    template xt::xarray<T> detail::sum_to<T>(const xt::xarray<T>&,                                           \
+                                             const typename xt::xarray<T>::shape_type&);                     \
     template BasicTensor<T> add<T>(const BasicTensor<T>&, const BasicTensor<T>&);                            \
     template BasicTensor<T> sub<T>(const BasicTensor<T>&, const BasicTensor<T>&);                            \
     template BasicTensor<T> mul<T>(const BasicTensor<T>&, const BasicTensor<T>&);                            \

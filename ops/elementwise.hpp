@@ -6,7 +6,6 @@
 
 #include <tapegrad/autograd/tensor.hpp>
 
-#include <algorithm>
 #include <type_traits>
 
 namespace tapegrad
@@ -17,17 +16,14 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
 namespace detail
 {
-/// True when two shapes (any containers of sizes) are equal.
-template <class A, class B>
-bool shapes_equal(const A& a, const B& b)
-{
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
-}
 
 /// Sums `g` (shape broadcast from `shape`) back down to `shape`: the unbroadcast step every binary
 /// VJP ends with. Returns `g` unchanged (moved) when the shapes already agree.
 template <class T>
 xt::xarray<T> sum_to(xt::xarray<T>&& g, const typename xt::xarray<T>::shape_type& shape);
+/// As above, leaving `g` intact (a copy when the shapes already agree).
+template <class T>
+xt::xarray<T> sum_to(const xt::xarray<T>& g, const typename xt::xarray<T>::shape_type& shape);
 } // namespace detail
 
 /// a + b, broadcast.

@@ -1,6 +1,5 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/ops/blas.hpp>
-#include <tapegrad/ops/elementwise.hpp>
 #include <tapegrad/ops/matmul.hpp>
 
 #include <cblas.h>
@@ -309,29 +308,50 @@ BasicTensor<T> linear(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
         check_blas_size(v, "linear", "x", xs, "w", ws);
     }
     auto y = xt::xarray<T>::from_shape(out_shape);
-    // y [rows, out] = x [rows, in] W^T, W^T being W [out, in] read transposed.
-    gemm(false, true, rows, out_features, in, vx.data(), vw.data(), false, y.data());
-    auto xw =
-      record<T>("linear", std::move(y), {x, w}, Saves::inputs({0, 1}),
-                [rows, in, out_features](BackwardContext<T>& ctx)
-                {
-                    const T* g = ctx.grad_output().data();
-                    // dx = dy W
-                    if (ctx.needs_grad(0))
-                    {
-                        auto dx = xt::xarray<T>::from_shape(ctx.input_shape(0));
-                        gemm(false, false, rows, in, out_features, g, ctx.input(1).data(), false, dx.data());
-                        ctx.accumulate(0, std::move(dx));
-                    }
-                    // dW = dy^T x
-                    if (ctx.needs_grad(1))
-                    {
-                        auto dw = xt::xarray<T>::from_shape(ctx.input_shape(1));
-                        gemm(true, false, out_features, in, rows, g, ctx.input(0).data(), false, dw.data());
-                        ctx.accumulate(1, std::move(dw));
-                    }
-                });
-    return b.defined() ? add(xw, b) : xw;
+    const bool has_bias = b.defined();
+    if (has_bias)
+    {
+        // The bias is folded in (one op instead of linear + add): each row starts as b.
+        for (std::size_t r = 0; r < rows; ++r)
+        {
+            std::copy_n(b.value().data(), out_features, y.data() + r * out_features);
+        }
+    }
+    // y [rows, out] (+)= x [rows, in] W^T, W^T being W [out, in] read transposed.
+    gemm(false, true, rows, out_features, in, vx.data(), vw.data(), has_bias, y.data());
+    return record<T>(
+      "linear", std::move(y), {x, w, b}, Saves::inputs({0, 1}),
+      [rows, in, out_features](BackwardContext<T>& ctx)
+      {
+          const T* g = ctx.grad_output().data();
+          // dx = dy W
+          if (ctx.needs_grad(0))
+          {
+              auto dx = xt::xarray<T>::from_shape(ctx.input_shape(0));
+              gemm(false, false, rows, in, out_features, g, ctx.input(1).data(), false, dx.data());
+              ctx.accumulate(0, std::move(dx));
+          }
+          // dW = dy^T x
+          if (ctx.needs_grad(1))
+          {
+              auto dw = xt::xarray<T>::from_shape(ctx.input_shape(1));
+              gemm(true, false, out_features, in, rows, g, ctx.input(0).data(), false, dw.data());
+              ctx.accumulate(1, std::move(dw));
+          }
+          // db = the column sums of dy
+          if (ctx.needs_grad(2))
+          {
+              xt::xarray<T> db(ctx.input_shape(2), T(0));
+              for (std::size_t r = 0; r < rows; ++r)
+              {
+                  for (std::size_t j = 0; j < out_features; ++j)
+                  {
+                      db.data()[j] += g[r * out_features + j];
+                  }
+              }
+              ctx.accumulate(2, std::move(db));
+          }
+      });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                              \

@@ -171,14 +171,17 @@ Geometry make_geometry(const char* op, Kind kind, const Shape& shape, const Pool
         throw ShapeError(detail::cat(call.str(), ": an input plane of ", g.h, " x ", g.w,
                                      " elements is too large (the recorded window positions are 32-bit)"));
     }
-    g.rows = axis_windows(call, "height", g.h, g.oh, kernel.h, stride.h, padding.h, dilation.h);
-    g.cols = axis_windows(call, "width", g.w, g.ow, kernel.w, stride.w, padding.w, dilation.w);
     g.planes = n * c;
     g.dh = dilation.h;
     g.dw = dilation.w;
     g.count_include_pad = o.count_include_pad;
     g.is_2x2_stride2 = kernel == Size2(2) && stride == Size2(2) && padding == Size2(0) &&
                        dilation == Size2(1) && 2 * g.oh <= g.h && 2 * g.ow <= g.w;
+    if (!g.is_2x2_stride2) // the 2x2 kernels need no window tables (and without padding none can fail)
+    {
+        g.rows = axis_windows(call, "height", g.h, g.oh, kernel.h, stride.h, padding.h, dilation.h);
+        g.cols = axis_windows(call, "width", g.w, g.ow, kernel.w, stride.w, padding.w, dilation.w);
+    }
     return g;
 }
 
@@ -186,8 +189,16 @@ Geometry make_geometry(const char* op, Kind kind, const Shape& shape, const Pool
 template <class Body>
 void for_each_plane(const Geometry& g, Body body)
 {
-    const bool parallel = g.planes > 1 && g.planes * g.in_plane() >= parallel_threshold;
-#pragma omp parallel for schedule(static) if (parallel)
+    // A plain branch, not an `if` clause: `omp parallel if (false)` still sets up a thread team.
+    if (g.planes == 1 || g.planes * g.in_plane() < parallel_threshold)
+    {
+        for (std::int64_t p = 0; p < g.planes; ++p)
+        {
+            body(p);
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
     for (std::int64_t p = 0; p < g.planes; ++p)
     {
         body(p);
@@ -541,12 +552,12 @@ xt::xarray<T> avg_pool2d_backward(const xt::xarray<T>& gy, const Geometry& g,
     return dx;
 }
 
+/// The pooled output [N, C, oh, ow], uninitialised, for record() (new_output).
 template <class T>
-xt::xarray<T> output_array(const BasicTensor<T>& x, const Geometry& g)
+std::shared_ptr<TensorImpl<T>> output_impl(const Shape& x_shape, const Geometry& g)
 {
-    const Shape s = x.shape();
-    return xt::xarray<T>::from_shape(
-      {s[0], s[1], static_cast<std::size_t>(g.oh), static_cast<std::size_t>(g.ow)});
+    return new_output<T>(
+      {x_shape[0], x_shape[1], static_cast<std::size_t>(g.oh), static_cast<std::size_t>(g.ow)});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,17 +567,19 @@ template <class T, class Order>
 BasicTensor<T> extreme_pool2d(const char* name, Kind kind, const BasicTensor<T>& x,
                               const Pool2dOptions& options)
 {
-    Geometry g = make_geometry(name, kind, x.shape(), options);
-    auto y = output_array(x, g);
+    const Shape shape = x.shape();
+    Geometry g = make_geometry(name, kind, shape, options);
+    auto out = output_impl<T>(shape, g);
+    xt::xarray<T>& y = out->new_value();
     if (!should_record<T>({x}))
     {
         extreme_pool2d_forward<T, Order, false>(x.value(), y, nullptr, g);
-        return BasicTensor<T>(std::move(y));
+        return BasicTensor<T>(std::move(out));
     }
     auto at = std::make_unique_for_overwrite<Index[]>(y.size());
     extreme_pool2d_forward<T, Order, true>(x.value(), y, at.get(), g);
     return record<T>(
-      name, std::move(y), {x}, Saves::nothing(),
+      name, std::move(out), {x}, Saves::nothing(),
       [g = std::move(g), at = std::move(at)](BackwardContext<T>& ctx)
       {
           // dy/dx = 1 at the window's recorded winner, 0 elsewhere
@@ -593,10 +606,11 @@ BasicTensor<T> min_pool2d(const BasicTensor<T>& x, const Pool2dOptions& options)
 template <class T>
 BasicTensor<T> avg_pool2d(const BasicTensor<T>& x, const Pool2dOptions& options)
 {
-    Geometry g = make_geometry("avg_pool2d", Kind::avg, x.shape(), options);
-    auto y = output_array(x, g);
-    avg_pool2d_forward(x.value(), y, g);
-    return record<T>("avg_pool2d", std::move(y), {x}, Saves::nothing(),
+    const Shape shape = x.shape();
+    Geometry g = make_geometry("avg_pool2d", Kind::avg, shape, options);
+    auto out = output_impl<T>(shape, g);
+    avg_pool2d_forward(x.value(), out->new_value(), g);
+    return record<T>("avg_pool2d", std::move(out), {x}, Saves::nothing(),
                      [g = std::move(g)](BackwardContext<T>& ctx)
                      {
                          // dy/dx = 1 / divisor for each input element of the window

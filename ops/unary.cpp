@@ -22,12 +22,13 @@ namespace
 /// Below this many elements a loop stays on one thread (starting a parallel region costs more).
 constexpr std::size_t parallel_min = std::size_t{1} << 16;
 
+/// f of every element, computed straight into a new output for record() (new_output).
 template <class T, class F>
-xt::xarray<T> map(const xt::xarray<T>& x, F f)
+std::shared_ptr<TensorImpl<T>> map_output(const xt::xarray<T>& x, F f)
 {
-    auto out = xt::xarray<T>::from_shape(x.shape());
+    auto out = new_output<T>(x.shape());
     const T* px = x.data();
-    T* o = out.data();
+    T* o = out->new_value().data();
     const auto n = static_cast<std::ptrdiff_t>(x.size());
     if (x.size() >= parallel_min)
     {
@@ -115,9 +116,10 @@ const xt::xarray<T>& broadcast_to(const xt::xarray<T>& x, const Shape& shape, xt
 // ---------------------------------------------------------------------------------------------
 // Backward kernels
 
-/// g[i] = f(g[i], s[i]), in place in the output gradient the VJP owns (no allocation).
+/// g[i] = f(g[i], s[i]), in place in the output gradient the VJP owns (no allocation). Returns `g`
+/// itself, so that passing it on to accumulate() moves it only once.
 template <class T, class F>
-xt::xarray<T> scale_grad(xt::xarray<T>&& g, const xt::xarray<T>& s, F f)
+xt::xarray<T>&& scale_grad(xt::xarray<T>&& g, const xt::xarray<T>& s, F f)
 {
     T* pg = g.data();
     const T* ps = s.data();
@@ -147,7 +149,7 @@ xt::xarray<T> scale_grad(xt::xarray<T>&& g, const xt::xarray<T>& s, F f)
 template <class T>
 BasicTensor<T> exp(const BasicTensor<T>& x)
 {
-    return record<T>("exp", map(x.value(), [](T v) { return std::exp(v); }), {x}, Saves::only_output(),
+    return record<T>("exp", map_output(x.value(), [](T v) { return std::exp(v); }), {x}, Saves::only_output(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d e^x/dx = e^x = y
@@ -159,7 +161,7 @@ BasicTensor<T> exp(const BasicTensor<T>& x)
 template <class T>
 BasicTensor<T> log(const BasicTensor<T>& x)
 {
-    return record<T>("log", map(x.value(), [](T v) { return std::log(v); }), {x}, Saves::inputs({0}),
+    return record<T>("log", map_output(x.value(), [](T v) { return std::log(v); }), {x}, Saves::inputs({0}),
                      [](BackwardContext<T>& ctx)
                      {
                          // d log(x)/dx = 1/x
@@ -171,7 +173,8 @@ BasicTensor<T> log(const BasicTensor<T>& x)
 template <class T>
 BasicTensor<T> sqrt(const BasicTensor<T>& x)
 {
-    return record<T>("sqrt", map(x.value(), [](T v) { return std::sqrt(v); }), {x}, Saves::only_output(),
+    return record<T>("sqrt", map_output(x.value(), [](T v) { return std::sqrt(v); }), {x},
+                     Saves::only_output(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d sqrt(x)/dx = 1/(2 sqrt(x)) = 1/(2y)
@@ -184,8 +187,8 @@ template <class T>
 BasicTensor<T> pow(const BasicTensor<T>& x, double p)
 {
     const T e = static_cast<T>(p);
-    auto value = p == 2.0 ? map(x.value(), [](T v) { return v * v; })
-                          : map(x.value(), [e](T v) { return std::pow(v, e); });
+    auto value = p == 2.0 ? map_output(x.value(), [](T v) { return v * v; })
+                          : map_output(x.value(), [e](T v) { return std::pow(v, e); });
     return record<T>("pow", std::move(value), {x}, Saves::inputs({0}),
                      [e](BackwardContext<T>& ctx)
                      {
@@ -256,7 +259,7 @@ BasicTensor<T> pow(const BasicTensor<T>& a, const BasicTensor<T>& b)
 template <class T>
 BasicTensor<T> abs(const BasicTensor<T>& x)
 {
-    return record<T>("abs", map(x.value(), [](T v) { return std::abs(v); }), {x}, Saves::inputs({0}),
+    return record<T>("abs", map_output(x.value(), [](T v) { return std::abs(v); }), {x}, Saves::inputs({0}),
                      [](BackwardContext<T>& ctx)
                      {
                          // d|x|/dx = sign(x), taken as 0 at x = 0
@@ -271,7 +274,7 @@ template <class T>
 BasicTensor<T> relu(const BasicTensor<T>& x)
 {
     // Written `x < 0 ? 0 : x` so that NaN passes through (std::max / xt::maximum would return 0).
-    return record<T>("relu", map(x.value(), [](T v) { return v < T(0) ? T(0) : v; }), {x},
+    return record<T>("relu", map_output(x.value(), [](T v) { return v < T(0) ? T(0) : v; }), {x},
                      Saves::only_output(),
                      [](BackwardContext<T>& ctx)
                      {
@@ -284,7 +287,7 @@ BasicTensor<T> relu(const BasicTensor<T>& x)
 template <class T>
 BasicTensor<T> sigmoid(const BasicTensor<T>& x)
 {
-    return record<T>("sigmoid", map(x.value(), stable_sigmoid<T>), {x}, Saves::only_output(),
+    return record<T>("sigmoid", map_output(x.value(), stable_sigmoid<T>), {x}, Saves::only_output(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d sigmoid(x)/dx = y (1 - y)
@@ -296,7 +299,8 @@ BasicTensor<T> sigmoid(const BasicTensor<T>& x)
 template <class T>
 BasicTensor<T> tanh(const BasicTensor<T>& x)
 {
-    return record<T>("tanh", map(x.value(), [](T v) { return std::tanh(v); }), {x}, Saves::only_output(),
+    return record<T>("tanh", map_output(x.value(), [](T v) { return std::tanh(v); }), {x},
+                     Saves::only_output(),
                      [](BackwardContext<T>& ctx)
                      {
                          // d tanh(x)/dx = 1 - y^2

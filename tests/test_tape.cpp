@@ -243,6 +243,42 @@ TEST_CASE("tape: ops recorded after the root survive its backward", "[tape]")
     REQUIRE(x.grad().item() == Approx(4.0 + 3.0));
 }
 
+TEST_CASE("tape: ops recorded after the root survive its backward across many node-memory chunks", "[tape]")
+{
+    // Thousands of nodes span several arena chunks; the chunk shared by the released and the
+    // surviving ops must not be reused by ops recorded in between.
+    tg::current_tape().clear();
+    auto x = scalar(1.0);
+    const auto one = scalar(1.0, false);
+    const auto two = scalar(2.0, false);
+    auto a = x;
+    for (int i = 0; i < 3000; ++i)
+    {
+        a = a + one;
+    }
+    auto b = x;
+    for (int i = 0; i < 3000; ++i)
+    {
+        b = b * one;
+    }
+    auto h = b * two;
+    auto later = h * h; // an intermediate used twice: d(4x^2)/dx = 8x = 8
+    a.backward();
+    REQUIRE(tg::current_tape().size() == 3002);
+    REQUIRE(x.grad().item() == 1.0);
+    auto c = x;
+    for (int i = 0; i < 3000; ++i)
+    {
+        c = c + one;
+    }
+    later.backward();
+    REQUIRE(x.grad().item() == Approx(1.0 + 8.0));
+    REQUIRE(tg::current_tape().size() == 3000);
+    c.backward();
+    REQUIRE(x.grad().item() == Approx(1.0 + 8.0 + 1.0));
+    REQUIRE(tg::current_tape().size() == 0);
+}
+
 TEST_CASE("tape: a failing VJP leaves the tape usable", "[tape]")
 {
     tg::current_tape().clear();
