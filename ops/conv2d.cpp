@@ -16,6 +16,7 @@ using detail::conv::add_bias;
 using detail::conv::checked_gemm;
 using detail::conv::col2im;
 using detail::conv::ColBuffers;
+using detail::conv::for_each_index;
 using detail::conv::gather_dy;
 using detail::conv::Geometry;
 using detail::conv::im2col;
@@ -163,50 +164,47 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
     const std::size_t hw = g.h * g.w;
     const std::size_t batch = images_per_gemm(g);
     const std::size_t batches = (g.n + batch - 1) / batch;
-#pragma omp parallel if (parallel_batch(g))
-    {
-        const ColBuffers<T> buf(g, false, batch);
-#pragma omp for schedule(static)
-        for (std::size_t bi = 0; bi < batches; ++bi)
-        {
-            const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0);
-            const std::size_t ld = nt * cols;
-            for (std::size_t gi = 0; gi < g.groups; ++gi)
-            {
-                const T* wg = w + gi * g.kg * rows;
-                const T* bg = b != nullptr ? b + gi * g.kg : nullptr;
-                const T* xg = x + (n0 * g.c + gi * g.cg) * hw;
-                T* yg = y + (n0 * g.k + gi * g.kg) * cols;
-                if (g.pointwise() || nt == 1)
-                {
-                    const T* src = xg;
-                    if (!g.pointwise())
-                    {
-                        im2col(xg, g, buf.col, buf.padded, cols);
-                        src = buf.col;
-                    }
-                    checked_gemm(false, false, g.kg, cols, rows, wg, rows, src, cols, T(0), yg, cols);
-                    add_bias(yg, bg, g.kg, cols, cols);
-                    continue;
-                }
-                for (std::size_t t = 0; t < nt; ++t)
-                {
-                    im2col(xg + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
-                }
-                checked_gemm(false, false, g.kg, ld, rows, wg, rows, buf.col, ld, T(0), buf.batch_y, ld);
-                for (std::size_t t = 0; t < nt; ++t)
-                {
-                    T* yt = yg + t * g.k * cols;
-                    for (std::size_t k = 0; k < g.kg; ++k)
-                    {
-                        std::copy(buf.batch_y + k * ld + t * cols, buf.batch_y + k * ld + (t + 1) * cols,
-                                  yt + k * cols);
-                    }
-                    add_bias(yt, bg, g.kg, cols, cols);
-                }
-            }
-        }
-    }
+    for_each_index(
+      parallel_batch(g), batches, [&] { return ColBuffers<T>(g, false, batch); },
+      [&](const ColBuffers<T>& buf, std::size_t bi)
+      {
+          const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0);
+          const std::size_t ld = nt * cols;
+          for (std::size_t gi = 0; gi < g.groups; ++gi)
+          {
+              const T* wg = w + gi * g.kg * rows;
+              const T* bg = b != nullptr ? b + gi * g.kg : nullptr;
+              const T* xg = x + (n0 * g.c + gi * g.cg) * hw;
+              T* yg = y + (n0 * g.k + gi * g.kg) * cols;
+              if (g.pointwise() || nt == 1)
+              {
+                  const T* src = xg;
+                  if (!g.pointwise())
+                  {
+                      im2col(xg, g, buf.col, buf.padded, cols);
+                      src = buf.col;
+                  }
+                  checked_gemm(false, false, g.kg, cols, rows, wg, rows, src, cols, T(0), yg, cols);
+                  add_bias(yg, bg, g.kg, cols, cols);
+                  continue;
+              }
+              for (std::size_t t = 0; t < nt; ++t)
+              {
+                  im2col(xg + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
+              }
+              checked_gemm(false, false, g.kg, ld, rows, wg, rows, buf.col, ld, T(0), buf.batch_y, ld);
+              for (std::size_t t = 0; t < nt; ++t)
+              {
+                  T* yt = yg + t * g.k * cols;
+                  for (std::size_t k = 0; k < g.kg; ++k)
+                  {
+                      std::copy(buf.batch_y + k * ld + t * cols, buf.batch_y + k * ld + (t + 1) * cols,
+                                yt + k * cols);
+                  }
+                  add_bias(yt, bg, g.kg, cols, cols);
+              }
+          }
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,47 +249,44 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
     const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1;
     const std::size_t batch = images_per_gemm(g);
     std::vector<T> partial(chunks * stride, T(0));
-#pragma omp parallel if (chunks > 1)
-    {
-        const ColBuffers<T> buf(g, false, batch);
-#pragma omp for schedule(static)
-        for (std::size_t chunk = 0; chunk < chunks; ++chunk)
-        {
-            T* acc = partial.data() + chunk * stride;
-            const std::size_t end = (chunk + 1) * g.n / chunks;
-            for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += batch)
-            {
-                const std::size_t nt = std::min(batch, end - n0), ld = nt * cols;
-                for (std::size_t gi = 0; gi < g.groups; ++gi)
-                {
-                    const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
-                    for (std::size_t t = 0; db != nullptr && t < nt; ++t)
-                    {
-                        for (std::size_t k = 0; k < g.kg; ++k)
-                        {
-                            acc[size + gi * g.kg + k] += sum_row(dyg + (t * g.k + k) * cols, cols);
-                        }
-                    }
-                    const T* src = x + (n0 * g.c + gi * g.cg) * hw;
-                    if (!g.pointwise())
-                    {
-                        for (std::size_t t = 0; t < nt; ++t)
-                        {
-                            im2col(src + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
-                        }
-                        src = buf.col;
-                    }
-                    if (nt > 1)
-                    {
-                        gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
-                        dyg = buf.batch_y;
-                    }
-                    checked_gemm(false, true, rows, g.kg, ld, src, ld, dyg, ld, T(1), acc + gi * g.kg * rows,
-                                 g.kg);
-                }
-            }
-        }
-    }
+    for_each_index(
+      chunks > 1, chunks, [&] { return ColBuffers<T>(g, false, batch); },
+      [&](const ColBuffers<T>& buf, std::size_t chunk)
+      {
+          T* acc = partial.data() + chunk * stride;
+          const std::size_t end = (chunk + 1) * g.n / chunks;
+          for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += batch)
+          {
+              const std::size_t nt = std::min(batch, end - n0), ld = nt * cols;
+              for (std::size_t gi = 0; gi < g.groups; ++gi)
+              {
+                  const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
+                  for (std::size_t t = 0; db != nullptr && t < nt; ++t)
+                  {
+                      for (std::size_t k = 0; k < g.kg; ++k)
+                      {
+                          acc[size + gi * g.kg + k] += sum_row(dyg + (t * g.k + k) * cols, cols);
+                      }
+                  }
+                  const T* src = x + (n0 * g.c + gi * g.cg) * hw;
+                  if (!g.pointwise())
+                  {
+                      for (std::size_t t = 0; t < nt; ++t)
+                      {
+                          im2col(src + t * g.c * hw, g, buf.col + t * cols, buf.padded, ld);
+                      }
+                      src = buf.col;
+                  }
+                  if (nt > 1)
+                  {
+                      gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
+                      dyg = buf.batch_y;
+                  }
+                  checked_gemm(false, true, rows, g.kg, ld, src, ld, dyg, ld, T(1), acc + gi * g.kg * rows,
+                               g.kg);
+              }
+          }
+      });
     for (std::size_t chunk = 1; chunk < chunks; ++chunk)
     {
         const T* p = partial.data() + chunk * stride;
@@ -334,40 +329,37 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
     const std::size_t wcols = wide ? wide_cols(g) : 0;
     const std::size_t batch = wide ? 1 : images_per_gemm(g);
     const std::size_t batches = (g.n + batch - 1) / batch;
-#pragma omp parallel if (parallel_batch(g))
-    {
-        const ColBuffers<T> buf(g, wide, batch);
-#pragma omp for schedule(static)
-        for (std::size_t bi = 0; bi < batches; ++bi)
-        {
-            const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0), ld = nt * cols;
-            for (std::size_t gi = 0; gi < g.groups; ++gi)
-            {
-                const T* wg = w + gi * g.kg * rows;
-                T* dxg = dx + (n0 * g.c + gi * g.cg) * hw;
-                const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
-                if (wide)
-                {
-                    widen(dyg, g, buf.wide_dy);
-                    checked_gemm(true, false, rows, wcols, g.kg, wg, rows, buf.wide_dy, wcols, T(0), buf.col,
-                                 wcols);
-                    col2im_wide(buf.col, g, dxg, buf.padded);
-                    continue;
-                }
-                if (nt > 1)
-                {
-                    gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
-                    dyg = buf.batch_y;
-                }
-                T* dst = g.pointwise() ? dxg : buf.col;
-                checked_gemm(true, false, rows, ld, g.kg, wg, rows, dyg, ld, T(0), dst, ld);
-                for (std::size_t t = 0; t < nt && !g.pointwise(); ++t)
-                {
-                    col2im(buf.col + t * cols, g, dxg + t * g.c * hw, buf.padded, ld);
-                }
-            }
-        }
-    }
+    for_each_index(
+      parallel_batch(g), batches, [&] { return ColBuffers<T>(g, wide, batch); },
+      [&](const ColBuffers<T>& buf, std::size_t bi)
+      {
+          const std::size_t n0 = bi * batch, nt = std::min(batch, g.n - n0), ld = nt * cols;
+          for (std::size_t gi = 0; gi < g.groups; ++gi)
+          {
+              const T* wg = w + gi * g.kg * rows;
+              T* dxg = dx + (n0 * g.c + gi * g.cg) * hw;
+              const T* dyg = dy + (n0 * g.k + gi * g.kg) * cols;
+              if (wide)
+              {
+                  widen(dyg, g, buf.wide_dy);
+                  checked_gemm(true, false, rows, wcols, g.kg, wg, rows, buf.wide_dy, wcols, T(0), buf.col,
+                               wcols);
+                  col2im_wide(buf.col, g, dxg, buf.padded);
+                  continue;
+              }
+              if (nt > 1)
+              {
+                  gather_dy(dy, g, n0, nt, gi, buf.batch_y, ld);
+                  dyg = buf.batch_y;
+              }
+              T* dst = g.pointwise() ? dxg : buf.col;
+              checked_gemm(true, false, rows, ld, g.kg, wg, rows, dyg, ld, T(0), dst, ld);
+              for (std::size_t t = 0; t < nt && !g.pointwise(); ++t)
+              {
+                  col2im(buf.col + t * cols, g, dxg + t * g.c * hw, buf.padded, ld);
+              }
+          }
+      });
 }
 
 /// The textbook dX, see conv2d_backward_input_full_conv in the header.

@@ -486,35 +486,32 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
     std::vector<T> u(g.groups * 16 * g.kg * g.cg);
     transform_weights(w, g, u.data());
     const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
-#pragma omp parallel if (parallel_batch(g))
-    {
-        const Buffers<T> buf(p, block, g.cg, g.kg);
-#pragma omp for schedule(static)
-        for (std::size_t bi = 0; bi < blocks; ++bi)
-        {
-            const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
-            for (std::size_t gi = 0; gi < g.groups; ++gi)
-            {
-                input_block(x, g, p, n0, nt, gi, buf, buf.first);
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                {
-                    checked_gemm(false, false, g.kg, tiles, g.cg, u.data() + (gi * 16 + xi) * g.kg * g.cg,
-                                 g.cg, buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(0),
-                                 buf.second + xi * matrix_stride(g.kg, tiles), tiles);
-                }
-                for (std::size_t t = 0; t < nt; ++t)
-                {
-                    for (std::size_t k = 0; k < g.kg; ++k)
-                    {
-                        const std::size_t ko = gi * g.kg + k;
-                        output_tiles(buf.second + k * tiles + t * p.tiles(), matrix_stride(g.kg, tiles), p, g,
-                                     b != nullptr ? b[ko] : T(0), y + ((n0 + t) * g.k + ko) * g.ho * g.wo,
-                                     buf.tmp);
-                    }
-                }
-            }
-        }
-    }
+    for_each_index(
+      parallel_batch(g), blocks, [&] { return Buffers<T>(p, block, g.cg, g.kg); },
+      [&](const Buffers<T>& buf, std::size_t bi)
+      {
+          const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
+          for (std::size_t gi = 0; gi < g.groups; ++gi)
+          {
+              input_block(x, g, p, n0, nt, gi, buf, buf.first);
+              for (std::size_t xi = 0; xi < 16; ++xi)
+              {
+                  checked_gemm(false, false, g.kg, tiles, g.cg, u.data() + (gi * 16 + xi) * g.kg * g.cg, g.cg,
+                               buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(0),
+                               buf.second + xi * matrix_stride(g.kg, tiles), tiles);
+              }
+              for (std::size_t t = 0; t < nt; ++t)
+              {
+                  for (std::size_t k = 0; k < g.kg; ++k)
+                  {
+                      const std::size_t ko = gi * g.kg + k;
+                      output_tiles(buf.second + k * tiles + t * p.tiles(), matrix_stride(g.kg, tiles), p, g,
+                                   b != nullptr ? b[ko] : T(0), y + ((n0 + t) * g.k + ko) * g.ho * g.wo,
+                                   buf.tmp);
+                  }
+              }
+          }
+      });
 }
 
 /// dx = B [sum over k of Z . U] B^T, tiles added and cropped to H x W.
@@ -525,33 +522,30 @@ void backward_input(const T* dy, const T* w, const Geometry& g, T* dx)
     std::vector<T> u(g.groups * 16 * g.kg * g.cg);
     transform_weights(w, g, u.data());
     const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
-#pragma omp parallel if (parallel_batch(g))
-    {
-        const Buffers<T> buf(p, block, g.kg, g.cg);
-#pragma omp for schedule(static)
-        for (std::size_t bi = 0; bi < blocks; ++bi)
-        {
-            const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
-            for (std::size_t gi = 0; gi < g.groups; ++gi)
-            {
-                grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
-                for (std::size_t xi = 0; xi < 16; ++xi)
-                {
-                    checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg,
-                                 g.cg, buf.first + xi * matrix_stride(g.kg, tiles), tiles, T(0),
-                                 buf.second + xi * matrix_stride(g.cg, tiles), tiles);
-                }
-                for (std::size_t t = 0; t < nt; ++t)
-                {
-                    for (std::size_t c = 0; c < g.cg; ++c)
-                    {
-                        input_grad_tiles(buf.second + c * tiles + t * p.tiles(), matrix_stride(g.cg, tiles),
-                                         p, g, dx + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, buf.tmp);
-                    }
-                }
-            }
-        }
-    }
+    for_each_index(
+      parallel_batch(g), blocks, [&] { return Buffers<T>(p, block, g.kg, g.cg); },
+      [&](const Buffers<T>& buf, std::size_t bi)
+      {
+          const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
+          for (std::size_t gi = 0; gi < g.groups; ++gi)
+          {
+              grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
+              for (std::size_t xi = 0; xi < 16; ++xi)
+              {
+                  checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg, g.cg,
+                               buf.first + xi * matrix_stride(g.kg, tiles), tiles, T(0),
+                               buf.second + xi * matrix_stride(g.cg, tiles), tiles);
+              }
+              for (std::size_t t = 0; t < nt; ++t)
+              {
+                  for (std::size_t c = 0; c < g.cg; ++c)
+                  {
+                      input_grad_tiles(buf.second + c * tiles + t * p.tiles(), matrix_stride(g.cg, tiles), p,
+                                       g, dx + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, buf.tmp);
+                  }
+              }
+          }
+      });
 }
 
 /// dw = G^T [sum over tiles of Z . V] G. The batch is cut into a fixed number of chunks with
@@ -565,32 +559,29 @@ void backward_weight(const T* dy, const T* x, const Geometry& g, T* dw)
     const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1;
     const std::size_t block = images_per_block(g, p, 256);
     std::vector<T> partial(chunks * size, T(0));
-#pragma omp parallel if (chunks > 1)
-    {
-        const Buffers<T> buf(p, block, g.cg, g.kg);
-#pragma omp for schedule(static)
-        for (std::size_t chunk = 0; chunk < chunks; ++chunk)
-        {
-            T* acc = partial.data() + chunk * size;
-            const std::size_t end = (chunk + 1) * g.n / chunks;
-            for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += block)
-            {
-                const std::size_t nt = std::min(block, end - n0), tiles = nt * p.tiles();
-                for (std::size_t gi = 0; gi < g.groups; ++gi)
-                {
-                    input_block(x, g, p, n0, nt, gi, buf, buf.first);
-                    grad_output_block(dy, g, p, n0, nt, gi, buf, buf.second);
-                    for (std::size_t xi = 0; xi < 16; ++xi)
-                    {
-                        checked_gemm(false, true, g.kg, g.cg, tiles,
-                                     buf.second + xi * matrix_stride(g.kg, tiles), tiles,
-                                     buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(1),
-                                     acc + (gi * 16 + xi) * g.kg * g.cg, g.cg);
-                    }
-                }
-            }
-        }
-    }
+    for_each_index(
+      chunks > 1, chunks, [&] { return Buffers<T>(p, block, g.cg, g.kg); },
+      [&](const Buffers<T>& buf, std::size_t chunk)
+      {
+          T* acc = partial.data() + chunk * size;
+          const std::size_t end = (chunk + 1) * g.n / chunks;
+          for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += block)
+          {
+              const std::size_t nt = std::min(block, end - n0), tiles = nt * p.tiles();
+              for (std::size_t gi = 0; gi < g.groups; ++gi)
+              {
+                  input_block(x, g, p, n0, nt, gi, buf, buf.first);
+                  grad_output_block(dy, g, p, n0, nt, gi, buf, buf.second);
+                  for (std::size_t xi = 0; xi < 16; ++xi)
+                  {
+                      checked_gemm(false, true, g.kg, g.cg, tiles,
+                                   buf.second + xi * matrix_stride(g.kg, tiles), tiles,
+                                   buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(1),
+                                   acc + (gi * 16 + xi) * g.kg * g.cg, g.cg);
+                  }
+              }
+          }
+      });
     for (std::size_t chunk = 1; chunk < chunks; ++chunk)
     {
         const T* q = partial.data() + chunk * size;
