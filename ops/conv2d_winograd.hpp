@@ -354,27 +354,42 @@ void input_grad_tiles(const T* q, std::size_t xs, const Plan& p, const Geometry&
 template <class T>
 void transform_weights(const T* w, const Geometry& g, T* u)
 {
+    // 16 filters at a time into `block`, then written out 16 contiguous values per xi: writing
+    // each filter's 16 values straight into u (16 rows kg*cg apart) kept evicting L1 lines.
+    constexpr std::size_t lanes = 16;
     const std::size_t per = g.kg * g.cg;
+    T block[lanes][16];
     for (std::size_t gi = 0; gi < g.groups; ++gi)
     {
-        for (std::size_t kc = 0; kc < per; ++kc)
+        for (std::size_t k0 = 0; k0 < per; k0 += lanes)
         {
-            const T* f = w + (gi * per + kc) * 9;
-            T r[4][3]; // G f, a 4x3
-            for (std::size_t j = 0; j < 3; ++j)
+            const std::size_t count = std::min(lanes, per - k0);
+            for (std::size_t l = 0; l < count; ++l)
             {
-                r[0][j] = f[j];
-                r[1][j] = T(0.5) * (f[j] + f[3 + j] + f[6 + j]);
-                r[2][j] = T(0.5) * (f[j] - f[3 + j] + f[6 + j]);
-                r[3][j] = f[6 + j];
+                const T* f = w + (gi * per + k0 + l) * 9;
+                T r[4][3]; // G f, a 4x3
+                for (std::size_t j = 0; j < 3; ++j)
+                {
+                    r[0][j] = f[j];
+                    r[1][j] = T(0.5) * (f[j] + f[3 + j] + f[6 + j]);
+                    r[2][j] = T(0.5) * (f[j] - f[3 + j] + f[6 + j]);
+                    r[3][j] = f[6 + j];
+                }
+                for (std::size_t a = 0; a < 4; ++a)
+                {
+                    block[l][4 * a] = r[a][0];
+                    block[l][4 * a + 1] = T(0.5) * (r[a][0] + r[a][1] + r[a][2]);
+                    block[l][4 * a + 2] = T(0.5) * (r[a][0] - r[a][1] + r[a][2]);
+                    block[l][4 * a + 3] = r[a][2];
+                }
             }
-            T* out = u + gi * 16 * per + kc;
-            for (std::size_t a = 0; a < 4; ++a)
+            for (std::size_t xi = 0; xi < 16; ++xi)
             {
-                out[(4 * a) * per] = r[a][0];
-                out[(4 * a + 1) * per] = T(0.5) * (r[a][0] + r[a][1] + r[a][2]);
-                out[(4 * a + 2) * per] = T(0.5) * (r[a][0] - r[a][1] + r[a][2]);
-                out[(4 * a + 3) * per] = r[a][2];
+                T* out = u + (gi * 16 + xi) * per + k0;
+                for (std::size_t l = 0; l < count; ++l)
+                {
+                    out[l] = block[l][xi];
+                }
             }
         }
     }
