@@ -10,6 +10,7 @@
 
 namespace tg = tapegrad;
 using tg::test::distinct;
+using tg::test::small_ints;
 
 namespace
 {
@@ -50,19 +51,6 @@ const std::vector<Case>& cases()
       {3, 6, 12, 11, 13, 3, 3, {.stride = 2, .padding = 1, .groups = 2}},
     };
     return all;
-}
-
-/// Integer values in [-3, 3]: every sum of products below is exact in float and double, so the
-/// fast kernels, the naive loops and the oracle must agree bit for bit.
-template <class T>
-xt::xarray<T> small_ints(const tg::Shape& shape, tg::Generator& gen)
-{
-    auto a = xt::xarray<T>::from_shape(shape);
-    for (auto& v : a)
-    {
-        v = static_cast<T>(static_cast<int>(gen.below(7)) - 3);
-    }
-    return a;
 }
 
 /// x index of tap (a) for output position i, or -1 in the padding.
@@ -154,6 +142,21 @@ std::string mismatch(const xt::xarray<T>& got, const xt::xarray<T>& want)
         }
     }
     return "";
+}
+
+/// y, dX, dW and db of conv2d(x, w, b) seeded with dy, run with `threads` OpenMP threads (the
+/// caller restores the thread count).
+std::vector<xt::xarray<float>> fwd_bwd_with_threads(const tg::Tensor& x, const tg::Tensor& w,
+                                                    const tg::Tensor& b, const tg::Tensor& dy,
+                                                    const tg::Conv2dOptions& opt, int threads)
+{
+    omp_set_num_threads(threads);
+    auto xx = x.detach().set_requires_grad(true);
+    auto ww = w.detach().set_requires_grad(true);
+    auto bb = b.detach().set_requires_grad(true);
+    auto y = tg::conv2d(xx, ww, bb, opt);
+    y.backward(dy);
+    return {y.value(), xx.grad().value(), ww.grad().value(), bb.grad().value()};
 }
 
 template <class E, class F>
@@ -482,34 +485,28 @@ TEST_CASE("conv2d: float results on random real data match the naive loops close
 
 TEST_CASE("conv2d: results are bit for bit the same with 1 and 2 threads", "[conv2d]")
 {
-    // dW is summed over the batch in fixed chunks added in a fixed order, so real-valued data
-    // (where the summation order matters) gives identical gradients whatever the thread count.
+    // dW is summed over the batch in fixed chunks added in a fixed order, and the forward and dX
+    // work on fixed blocks of images, so real-valued data (where the summation order matters)
+    // gives identical results whatever the thread count, on both routes.
     tg::Generator gen(12);
-    const tg::Conv2dOptions opt{.padding = 1};
-    const auto x = tg::randn<float>({7, 8, 12, 12}, gen);
-    const auto w = tg::randn<float>({16, 8, 3, 3}, gen);
-    const auto b = tg::randn<float>({16}, gen);
-    const auto dy = tg::randn<float>({7, 16, 12, 12}, gen);
+    const auto x = tg::randn<float>({7, 16, 12, 11}, gen);
+    const auto w = tg::randn<float>({24, 16, 3, 3}, gen);
+    const auto b = tg::randn<float>({24}, gen);
+    const auto dy = tg::randn<float>({7, 24, 12, 11}, gen);
     const int before = omp_get_max_threads();
-    auto run = [&](int threads)
+    for (auto algorithm : {tg::Conv2dAlgorithm::gemm, tg::Conv2dAlgorithm::winograd})
     {
-        omp_set_num_threads(threads);
-        auto xx = x.detach().set_requires_grad(true);
-        auto ww = w.detach().set_requires_grad(true);
-        auto bb = b.detach().set_requires_grad(true);
-        auto y = tg::conv2d(xx, ww, bb, opt);
-        y.backward(dy);
-        return std::vector<xt::xarray<float>>{y.value(), xx.grad().value(), ww.grad().value(),
-                                              bb.grad().value()};
-    };
-    const auto one = run(1);
-    const auto two = run(2);
-    omp_set_num_threads(before);
-    for (std::size_t i = 0; i < one.size(); ++i)
-    {
-        INFO("output " << i << " (y, dx, dw, db)");
-        CHECK(mismatch(two[i], one[i]) == "");
+        const tg::Conv2dOptions opt{.padding = 1, .algorithm = algorithm};
+        const auto one = fwd_bwd_with_threads(x, w, b, dy, opt, 1);
+        const auto two = fwd_bwd_with_threads(x, w, b, dy, opt, 2);
+        for (std::size_t i = 0; i < one.size(); ++i)
+        {
+            INFO("algorithm " << (algorithm == tg::Conv2dAlgorithm::gemm ? "gemm" : "winograd") << ", output "
+                              << i << " (y, dx, dw, db)");
+            CHECK(mismatch(two[i], one[i]) == "");
+        }
     }
+    omp_set_num_threads(before);
 }
 
 TEST_CASE("conv2d: several images per GEMM (small outputs) give the same bits with 1 and 2 threads",
@@ -525,19 +522,8 @@ TEST_CASE("conv2d: several images per GEMM (small outputs) give the same bits wi
     const auto b = tg::randn<float>({10}, gen);
     const auto dy = tg::randn<float>({11, 10, 8, 8}, gen);
     const int before = omp_get_max_threads();
-    auto run = [&](int threads)
-    {
-        omp_set_num_threads(threads);
-        auto xx = x.detach().set_requires_grad(true);
-        auto ww = w.detach().set_requires_grad(true);
-        auto bb = b.detach().set_requires_grad(true);
-        auto y = tg::conv2d(xx, ww, bb, opt);
-        y.backward(dy);
-        return std::vector<xt::xarray<float>>{y.value(), xx.grad().value(), ww.grad().value(),
-                                              bb.grad().value()};
-    };
-    const auto one = run(1);
-    const auto two = run(2);
+    const auto one = fwd_bwd_with_threads(x, w, b, dy, opt, 1);
+    const auto two = fwd_bwd_with_threads(x, w, b, dy, opt, 2);
     omp_set_num_threads(before);
     for (std::size_t i = 0; i < one.size(); ++i)
     {

@@ -49,6 +49,19 @@ inline Tensor64 uniform(const Shape& shape, Generator& gen, double lo = -1.0, do
     return Tensor64(std::move(a), requires_grad);
 }
 
+/// Integer values in [-3, 3]. Sums of products of a few of them are exact in float and double, so
+/// kernels that only add, multiply and scale by powers of two must agree on them bit for bit.
+template <class T>
+xt::xarray<T> small_ints(const Shape& shape, Generator& gen)
+{
+    auto a = xt::xarray<T>::from_shape(shape);
+    for (auto& v : a)
+    {
+        v = static_cast<T>(static_cast<int>(gen.below(7)) - 3);
+    }
+    return a;
+}
+
 /// The values of a tensor as doubles, for comparisons with Catch's vector matchers.
 template <class T>
 std::vector<double> vals(const BasicTensor<T>& t)
