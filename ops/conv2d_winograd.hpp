@@ -30,8 +30,8 @@
 /// differences like the GEMM route does.
 ///
 /// Layouts: U is [groups][16][K/G][C/G]; V and the input-gradient tiles are [16][C/G][tiles];
-/// M and Z are [16][K/G][tiles]; the tiles of a block of images are numbered image by image,
-/// row-major within an image.
+/// M and Z are [16][K/G][tiles] (the 16 matrices matrix_stride() apart); the tiles of a block of
+/// images are numbered image by image, row-major within an image (Plan).
 
 #include <tapegrad/ops/conv2d_kernels.hpp>
 
@@ -77,9 +77,10 @@ inline bool applies(const Geometry& g)
     return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
 }
 
-/// The automatic choice for the forward pass and dX: F(2x2, 3x3) where it applies and the channel
-/// counts make its GEMMs worth running (its transforms cost about as much as the GEMMs below 16
-/// channels). dW stays on im2col + GEMM unless Winograd is asked for: on S2 (32 -> 64 channels,
+/// The automatic choice for the forward pass and dX: F(2x2, 3x3) where it applies and there are
+/// enough channels for the GEMMs it shrinks to outweigh its transforms (on S1, 1 -> 32 channels,
+/// it was 4x slower than im2col + GEMM; 16 is a cautious threshold, not a measured crossover).
+/// dW stays on im2col + GEMM unless Winograd is asked for: on S2 (32 -> 64 channels,
 /// 14x14) its Winograd form took 4.6 ms against 4.1 ms on one thread, while the forward took
 /// 3.2 against 4.2 ms and dX 3.5 against 4.3 ms.
 inline bool preferred(const Geometry& g)
@@ -88,8 +89,8 @@ inline bool preferred(const Geometry& g)
 }
 
 /// Distance between the 16 tile matrices of `rows` x `tiles`: 16 elements more than they need,
-/// so the 16 rows a transform writes or reads at once are not a multiple of 4 KiB apart (which
-/// made those loops stall on false store-to-load dependencies).
+/// so that the 16 rows a transform writes or reads at once are never a multiple of 4 KiB apart
+/// (which would put them all in one L1 set), whatever the block size.
 inline std::size_t matrix_stride(std::size_t rows, std::size_t tiles)
 {
     return rows * tiles + 16;
