@@ -21,8 +21,9 @@ void show(const char* name, const tg::Tensor64& t)
 }
 } // namespace
 
-int main()
+int main(int, char** argv)
 {
+    tg::init_process(argv); // picks OpenBLAS's kernels for this CPU (see the README's build notes)
     std::cout << std::setprecision(6);
     tg::Generator gen(2);
     auto x = tg::from_vector<double>({0.1, 0.9, 0.2, 0.8, 0.0, 0.3, //
