@@ -101,7 +101,8 @@ inline std::size_t matrix_stride(std::size_t rows, std::size_t tiles)
 /// for dW (whose GEMMs sum over the tiles and want them long).
 inline std::size_t images_per_block(const Geometry& g, const Plan& p, std::size_t target = 128)
 {
-    return std::clamp<std::size_t>((target + p.tiles() / 2) / std::max<std::size_t>(p.tiles(), 1), 1, g.n);
+    const std::size_t images = (target + p.tiles() / 2) / std::max<std::size_t>(p.tiles(), 1);
+    return std::clamp<std::size_t>(images, 1, std::max<std::size_t>(g.n, 1)); // n may be 0
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -545,25 +545,34 @@ TEST_CASE("conv2d: several images per GEMM (small outputs) give the same bits wi
 
 TEST_CASE("conv2d: empty batch, no input channels, no output channels", "[conv2d]")
 {
-    // An empty batch gives an empty output; with no input channels the output is the bias.
-    auto x0 = tg::Tensor(xt::xarray<float>::from_shape({0, 2, 5, 5}), true);
-    auto w = tg::ones<float>({3, 2, 3, 3}, true);
-    auto y0 = tg::conv2d(x0, w);
-    CHECK(y0.shape() == tg::Shape{0, 3, 3, 3});
+    for (auto algorithm : {tg::Conv2dAlgorithm::gemm, tg::Conv2dAlgorithm::winograd})
+    {
+        INFO("algorithm " << (algorithm == tg::Conv2dAlgorithm::gemm ? "gemm" : "winograd"));
+        const tg::Conv2dOptions opt{.algorithm = algorithm};
+        // An empty batch gives an empty output (and empty gradients).
+        auto x0 = tg::Tensor(xt::xarray<float>::from_shape({0, 2, 5, 5}), true);
+        auto w = tg::ones<float>({3, 2, 3, 3}, true);
+        auto y0 = tg::conv2d(x0, w, {}, opt);
+        CHECK(y0.shape() == tg::Shape{0, 3, 3, 3});
+        y0.backward(tg::Tensor(xt::xarray<float>::from_shape({0, 3, 3, 3})));
+        CHECK(x0.grad().shape() == x0.shape());
+        CHECK(w.grad().value() == xt::xarray<float>(xt::zeros<float>({3, 2, 3, 3})));
 
-    auto x = tg::ones<float>({2, 0, 5, 5}, true);
-    auto w0 = tg::ones<float>({3, 0, 3, 3}, true);
-    auto b = tg::from_vector<float>({1, 2, 3}, {3}, true);
-    auto y = tg::conv2d(x, w0, b);
-    REQUIRE(y.shape() == tg::Shape{2, 3, 3, 3});
-    CHECK(y.value()(1, 2, 2, 2) == 3.0f);
-    y.backward(tg::ones<float>(y.shape()));
-    CHECK(b.grad().value()(0) == 2 * 9);
-    CHECK(x.grad().shape() == x.shape());
-    CHECK(w0.grad().shape() == w0.shape());
+        // With no input channels the output is the bias.
+        auto x = tg::ones<float>({2, 0, 5, 5}, true);
+        auto w0 = tg::ones<float>({3, 0, 3, 3}, true);
+        auto b = tg::from_vector<float>({1, 2, 3}, {3}, true);
+        auto y = tg::conv2d(x, w0, b, opt);
+        REQUIRE(y.shape() == tg::Shape{2, 3, 3, 3});
+        CHECK(y.value()(1, 2, 2, 2) == 3.0f);
+        y.backward(tg::ones<float>(y.shape()));
+        CHECK(b.grad().value()(0) == 2 * 9);
+        CHECK(x.grad().shape() == x.shape());
+        CHECK(w0.grad().shape() == w0.shape());
 
-    auto wk = tg::ones<float>({0, 2, 3, 3});
-    CHECK(tg::conv2d(tg::ones<float>({2, 2, 5, 5}), wk).shape() == tg::Shape{2, 0, 3, 3});
+        auto wk = tg::ones<float>({0, 2, 3, 3});
+        CHECK(tg::conv2d(tg::ones<float>({2, 2, 5, 5}), wk, {}, opt).shape() == tg::Shape{2, 0, 3, 3});
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
