@@ -1,8 +1,11 @@
 #include <tapegrad/ops/blas.hpp>
 
+#include <tapegrad/ops/gemm_nt.hpp>
+
 #include <cblas.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -91,3 +94,27 @@ void warn_if_slow_kernels()
 }
 
 } // namespace tapegrad::blas
+
+namespace tapegrad::detail
+{
+
+namespace
+{
+std::atomic<bool>& gemm_nt_avx512_flag()
+{
+    static std::atomic<bool> on{__builtin_cpu_supports("avx512f") != 0};
+    return on;
+}
+} // namespace
+
+bool gemm_nt_avx512_enabled()
+{
+    return gemm_nt_avx512_flag().load(std::memory_order_relaxed);
+}
+
+void set_gemm_nt_avx512(bool on)
+{
+    gemm_nt_avx512_flag().store(on && __builtin_cpu_supports("avx512f") != 0, std::memory_order_relaxed);
+}
+
+} // namespace tapegrad::detail

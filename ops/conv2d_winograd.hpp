@@ -34,9 +34,11 @@
 /// images are numbered image by image, row-major within an image (Plan).
 
 #include <tapegrad/ops/conv2d_kernels.hpp>
+#include <tapegrad/ops/gemm_nt.hpp>
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 namespace tapegrad::detail::conv::winograd
@@ -80,12 +82,21 @@ inline bool applies(const Geometry& g)
 /// The automatic choice for the forward pass and dX: F(2x2, 3x3) where it applies and there are
 /// enough channels for the GEMMs it shrinks to outweigh its transforms (on S1, 1 -> 32 channels,
 /// it was 4x slower than im2col + GEMM; 16 is a cautious threshold, not a measured crossover).
-/// dW stays on im2col + GEMM unless Winograd is asked for: on S2 (32 -> 64 channels,
-/// 14x14) its Winograd form took 4.6 ms against 4.1 ms on one thread, while the forward took
-/// 3.2 against 4.2 ms and dX 3.5 against 4.3 ms.
+/// dW alone stays on im2col + GEMM unless Winograd is asked for: transforming dY again just for
+/// dW cost more than it saved. When the tape needs dX and dW together, see fused_backward().
 inline bool preferred(const Geometry& g)
 {
     return applies(g) && g.cg >= 16 && g.kg >= 16;
+}
+
+/// Whether a backward pass that needs both dX and dW takes them from one Winograd pass
+/// (backward()), sharing the transform of dY: when Winograd was asked for, or was chosen for dX
+/// and gemm_nt's AVX-512 kernel makes the dW products cheap. On S2 (N 64, 32 -> 64 channels,
+/// 14x14) fwd+bwd went from 6.1 to 5.5 ms at 2 threads, with dW by im2col + GEMM before.
+template <class T>
+bool fused_backward(const Geometry& g)
+{
+    return g.winograd && (g.winograd_weight || (std::is_same_v<T, float> && gemm_nt_avx512_enabled()));
 }
 
 /// Distance between the 16 tile matrices of `rows` x `tiles`: 16 elements more than they need,
@@ -441,14 +452,17 @@ struct Buffers
     T* input_phase[4] = {};
     T* grad_phase[4] = {};
     T* tmp = nullptr;
+    T* work = nullptr; ///< gemm_nt's work space (`work_size` elements; backward only)
 
-    Buffers(const Plan& p, std::size_t block, std::size_t first_rows, std::size_t second_rows)
+    Buffers(const Plan& p, std::size_t block, std::size_t first_rows, std::size_t second_rows,
+            std::size_t work_size = 0)
     {
         const std::size_t tiles = block * p.tiles();
         const std::size_t a = 16 * matrix_stride(first_rows, tiles),
                           b = 16 * matrix_stride(second_rows, tiles);
         const std::size_t in = p.phase_size(), gr = p.tiles();
-        first = scratch<T>(a + b + 4 * in + 4 * gr + p.tmp_size());
+        first = scratch<T>(a + b + 4 * in + 4 * gr + p.tmp_size() + work_size);
+        work = first + a + b + 4 * in + 4 * gr + p.tmp_size();
         second = first + a;
         for (std::size_t i = 0; i < 4; ++i)
         {
@@ -531,74 +545,73 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
       });
 }
 
-/// dx = B [sum over k of Z . U] B^T, tiles added and cropped to H x W.
+/// The gradients from one pass over dY, each computed only when its pointer is not null:
+///
+///     dx = B [sum over k of Z . U] B^T   (tiles added and cropped to H x W; needs w)
+///     dw = G^T [sum over tiles of Z . V] G   (needs x)
+///
+/// Z = A dY A^T is transformed once per block of images and feeds both. For dw the batch is cut
+/// into a fixed number of chunks with their own partial sums, added in chunk order, so the result
+/// does not depend on the number of threads (as in the GEMM route); for dx alone the blocks are
+/// the units of work.
 template <class T>
-void backward_input(const T* dy, const T* w, const Geometry& g, T* dx)
+void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* dw)
 {
     const Plan p(g);
-    std::vector<T> u(g.groups * 16 * g.kg * g.cg);
-    transform_weights(w, g, u.data());
-    const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
-    for_each_index(
-      parallel_batch(g), blocks, [&] { return Buffers<T>(p, block, g.kg, g.cg); },
-      [&](const Buffers<T>& buf, std::size_t bi)
-      {
-          const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
-          for (std::size_t gi = 0; gi < g.groups; ++gi)
-          {
-              grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
-              for (std::size_t xi = 0; xi < 16; ++xi)
-              {
-                  checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg, g.cg,
-                               buf.first + xi * matrix_stride(g.kg, tiles), tiles, T(0),
-                               buf.second + xi * matrix_stride(g.cg, tiles), tiles);
-              }
-              for (std::size_t t = 0; t < nt; ++t)
-              {
-                  for (std::size_t c = 0; c < g.cg; ++c)
-                  {
-                      input_grad_tiles(buf.second + c * tiles + t * p.tiles(), matrix_stride(g.cg, tiles), p,
-                                       g, dx + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, buf.tmp);
-                  }
-              }
-          }
-      });
-}
-
-/// dw = G^T [sum over tiles of Z . V] G. The batch is cut into a fixed number of chunks with
-/// their own partial sums, added in chunk order, so the result does not depend on the number of
-/// threads (as in the GEMM route).
-template <class T>
-void backward_weight(const T* dy, const T* x, const Geometry& g, T* dw)
-{
-    const Plan p(g);
+    std::vector<T> u(dx != nullptr ? g.groups * 16 * g.kg * g.cg : 0);
+    if (dx != nullptr)
+    {
+        transform_weights(w, g, u.data());
+    }
+    const std::size_t block = images_per_block(g, p, dw != nullptr ? 256 : 128);
     const std::size_t size = g.groups * 16 * g.kg * g.cg;
-    const std::size_t chunks = parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1;
-    const std::size_t block = images_per_block(g, p, 256);
-    std::vector<T> partial(chunks * size, T(0));
+    const std::size_t chunks = dw == nullptr ? (g.n + block - 1) / block
+                                             : (parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1);
+    std::vector<T> partial(dw != nullptr ? chunks * size : 0, T(0));
     for_each_index(
-      chunks > 1, chunks, [&] { return Buffers<T>(p, block, g.cg, g.kg); },
+      parallel_batch(g) && chunks > 1, chunks,
+      [&] { return Buffers<T>(p, block, g.kg, g.cg, dw != nullptr ? block * p.tiles() * g.cg : 0); },
       [&](const Buffers<T>& buf, std::size_t chunk)
       {
-          T* acc = partial.data() + chunk * size;
-          const std::size_t end = (chunk + 1) * g.n / chunks;
-          for (std::size_t n0 = chunk * g.n / chunks; n0 < end; n0 += block)
+          const std::size_t begin = dw != nullptr ? chunk * g.n / chunks : chunk * block;
+          const std::size_t end = dw != nullptr ? (chunk + 1) * g.n / chunks : std::min(g.n, begin + block);
+          for (std::size_t n0 = begin; n0 < end; n0 += block)
           {
               const std::size_t nt = std::min(block, end - n0), tiles = nt * p.tiles();
+              const std::size_t zs = matrix_stride(g.kg, tiles), cs = matrix_stride(g.cg, tiles);
               for (std::size_t gi = 0; gi < g.groups; ++gi)
               {
-                  input_block(x, g, p, n0, nt, gi, buf, buf.first);
-                  grad_output_block(dy, g, p, n0, nt, gi, buf, buf.second);
-                  for (std::size_t xi = 0; xi < 16; ++xi)
+                  grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
+                  for (std::size_t xi = 0; dx != nullptr && xi < 16; ++xi)
                   {
-                      checked_gemm(false, true, g.kg, g.cg, tiles,
-                                   buf.second + xi * matrix_stride(g.kg, tiles), tiles,
-                                   buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(1),
-                                   acc + (gi * 16 + xi) * g.kg * g.cg, g.cg);
+                      checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg, g.cg,
+                                   buf.first + xi * zs, tiles, T(0), buf.second + xi * cs, tiles);
+                  }
+                  for (std::size_t t = 0; dx != nullptr && t < nt; ++t)
+                  {
+                      for (std::size_t c = 0; c < g.cg; ++c)
+                      {
+                          input_grad_tiles(buf.second + c * tiles + t * p.tiles(), cs, p, g,
+                                           dx + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, buf.tmp);
+                      }
+                  }
+                  if (dw != nullptr)
+                  {
+                      input_block(x, g, p, n0, nt, gi, buf, buf.second);
+                      T* acc = partial.data() + chunk * size + gi * 16 * g.kg * g.cg;
+                      for (std::size_t xi = 0; xi < 16; ++xi)
+                      {
+                          gemm_nt(g.kg, g.cg, tiles, buf.first + xi * zs, tiles, buf.second + xi * cs, tiles,
+                                  acc + xi * g.kg * g.cg, g.cg, buf.work);
+                      }
                   }
               }
           }
       });
+    if (dw == nullptr)
+    {
+        return;
+    }
     for (std::size_t chunk = 1; chunk < chunks; ++chunk)
     {
         const T* q = partial.data() + chunk * size;

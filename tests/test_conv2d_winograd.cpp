@@ -2,8 +2,10 @@
 #include "support/support.hpp"
 
 #include <catch2/catch.hpp>
+#include <tapegrad/ops/gemm_nt.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -42,6 +44,26 @@ tg::Conv2dOptions with(tg::Conv2dOptions o, tg::Conv2dAlgorithm algorithm)
 {
     o.algorithm = algorithm;
     return o;
+}
+
+/// Turns gemm_nt's AVX-512 kernel on or off for a scope (a no-op on CPUs without AVX-512).
+struct GemmNtKernel
+{
+    explicit GemmNtKernel(bool on) { tg::detail::set_gemm_nt_avx512(on); }
+    ~GemmNtKernel() { tg::detail::set_gemm_nt_avx512(true); }
+    GemmNtKernel(const GemmNtKernel&) = delete;
+    GemmNtKernel& operator=(const GemmNtKernel&) = delete;
+};
+
+/// x, w and b as fresh leaves; returns y's value and the three gradients after y.backward(dy).
+std::vector<xt::xarray<float>> through_tape(const xt::xarray<float>& x, const xt::xarray<float>& w,
+                                            const xt::xarray<float>& b, const xt::xarray<float>& dy,
+                                            const tg::Conv2dOptions& opt)
+{
+    tg::Tensor tx(x, true), tw(w, true), tb(b, true);
+    auto y = tg::conv2d(tx, tw, tb, opt);
+    y.backward(tg::Tensor(dy));
+    return {y.value(), tx.grad().value(), tw.grad().value(), tb.grad().value()};
 }
 
 } // namespace
@@ -202,4 +224,83 @@ TEST_CASE("conv2d winograd: asked for where it does not apply, it says why", "[c
     CHECK_THAT(message({3, 2, 3, 3}, {.dilation = 2}), Catch::Contains("dilation (2, 2)"));
     // automatic never throws for these: it falls back to GEMM
     CHECK_NOTHROW(tg::conv2d(x, tg::zeros<float>({3, 2, 3, 3}), {}, {.stride = 2}));
+}
+
+TEST_CASE("gemm_nt: D += A B^T, kernel and BLAS, equal the plain sum on integers", "[conv2d][winograd]")
+{
+    tg::Generator gen(35);
+    // rows past a multiple of 8, columns past a multiple of 16 and 32, lengths past a multiple of 16
+    for (std::size_t m : {1, 7, 8, 20})
+        for (std::size_t n : {1, 3, 16, 35})
+            for (std::size_t len : {1, 15, 16, 57})
+                for (bool kernel : {true, false})
+                {
+                    INFO("m " << m << " n " << n << " len " << len << " avx512 kernel " << kernel);
+                    GemmNtKernel use(kernel);
+                    // rows further apart than they are long, as in the Winograd buffers
+                    const std::size_t lda = len + 3, ldb = len + 5, ldd = n + 2;
+                    const auto a = small_ints<float>({m * lda}, gen);
+                    const auto b = small_ints<float>({n * ldb}, gen);
+                    auto d = small_ints<float>({m * ldd}, gen);
+                    auto want = d;
+                    for (std::size_t i = 0; i < m; ++i)
+                        for (std::size_t j = 0; j < n; ++j)
+                            for (std::size_t l = 0; l < len; ++l)
+                            {
+                                want(i * ldd + j) += a(i * lda + l) * b(j * ldb + l);
+                            }
+                    std::vector<float> work(len * n);
+                    tg::detail::gemm_nt(m, n, len, a.data(), lda, b.data(), ldb, d.data(), ldd, work.data());
+                    CHECK(same_bits(d, want)); // the padding between rows of D is untouched too
+                }
+}
+
+TEST_CASE("conv2d winograd: dX and dW from one pass through the tape equal the GEMM route on integers",
+          "[conv2d][winograd]")
+{
+    tg::Generator gen(36);
+    // 20 filters and 35 channels: full and partial blocks of the AVX-512 dW kernel
+    for (const auto& [c, k, h, w] : std::vector<std::array<std::size_t, 4>>{{35, 20, 6, 7}, {16, 16, 9, 8}})
+        for (bool kernel : {true, false})
+        {
+            INFO("c " << c << " k " << k << " " << h << "x" << w << " avx512 kernel " << kernel);
+            GemmNtKernel use(kernel);
+            const tg::Conv2dOptions opt{.padding = 1};
+            const auto x = small_ints<float>({3, c, h, w}, gen);
+            const auto wt = small_ints<float>({k, c, 3, 3}, gen);
+            const auto b = small_ints<float>({k}, gen);
+            const auto dy = small_ints<float>({3, k, h, w}, gen);
+            const auto want = through_tape(x, wt, b, dy, with(opt, gemm));
+            for (const auto algorithm : {winograd, automatic})
+            {
+                const auto got = through_tape(x, wt, b, dy, with(opt, algorithm));
+                for (std::size_t i = 0; i < want.size(); ++i)
+                {
+                    CHECK(same_bits(got[i], want[i]));
+                }
+            }
+        }
+}
+
+TEST_CASE("conv2d winograd: automatic takes dW from the Winograd pass when dX is needed too",
+          "[conv2d][winograd]")
+{
+    // Real-valued data: the bits show which route ran.
+    tg::Generator gen(37);
+    const auto x = tg::randn<float>({2, 16, 9, 8}, gen).value();
+    const auto w = tg::randn<float>({16, 16, 3, 3}, gen).value();
+    const auto b = tg::randn<float>({16}, gen).value();
+    const auto dy = tg::randn<float>({2, 16, 9, 8}, gen).value();
+    const tg::Conv2dOptions opt{.padding = 1};
+    const tg::Shape ws{16, 16, 3, 3};
+    const auto got = through_tape(x, w, b, dy, opt);
+    if (tg::detail::gemm_nt_avx512_enabled())
+    {
+        CHECK(same_bits(got[2], tg::conv2d_backward_weight<float>(dy, x, ws, with(opt, winograd))));
+    }
+    else
+    {
+        CHECK(same_bits(got[2], tg::conv2d_backward_weight<float>(dy, x, ws, with(opt, gemm))));
+    }
+    CHECK(relative_gap(got[2], tg::conv2d_backward_weight<float>(dy, x, ws, with(opt, gemm))) < 1e-5);
 }
