@@ -235,7 +235,8 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
 {
     if (g.winograd_weight)
     {
-        detail::conv::winograd::backward(dy, x, static_cast<const T*>(nullptr), g, static_cast<T*>(nullptr), dw);
+        detail::conv::winograd::backward(dy, x, static_cast<const T*>(nullptr), g, static_cast<T*>(nullptr),
+                                         dw);
         if (db != nullptr)
         {
             backward_bias_kernel(dy, g.n, g.k, g.cols(), db);
@@ -319,7 +320,8 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 {
     if (g.winograd)
     {
-        detail::conv::winograd::backward(dy, static_cast<const T*>(nullptr), w, g, dx, static_cast<T*>(nullptr));
+        detail::conv::winograd::backward(dy, static_cast<const T*>(nullptr), w, g, dx,
+                                         static_cast<T*>(nullptr));
         return;
     }
     using namespace detail::conv;
@@ -542,12 +544,13 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
                          }
                          // Winograd: dX and dW from one transform of dY (the formulas below, by
                          // F(2x2, 3x3)); db by its own pass
-                         if (detail::conv::winograd::fused_backward<T>(g) && ctx.needs_grad(0) && ctx.needs_grad(1))
+                         if (detail::conv::winograd::fused_backward<T>(g) && ctx.needs_grad(0) &&
+                             ctx.needs_grad(1))
                          {
                              auto dx = xt::xarray<T>::from_shape(x_shape(g));
                              auto dw = xt::xarray<T>::from_shape(w_shape(g));
-                             detail::conv::winograd::backward(dy.data(), ctx.input(0).data(), ctx.input(1).data(), g,
-                                                              dx.data(), dw.data());
+                             detail::conv::winograd::backward(dy.data(), ctx.input(0).data(),
+                                                              ctx.input(1).data(), g, dx.data(), dw.data());
                              if (ctx.needs_grad(2))
                              {
                                  backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());

@@ -565,8 +565,8 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     }
     const std::size_t block = images_per_block(g, p, dw != nullptr ? 256 : 128);
     const std::size_t size = g.groups * 16 * g.kg * g.cg;
-    const std::size_t chunks = dw == nullptr ? (g.n + block - 1) / block
-                                             : (parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1);
+    const std::size_t chunks =
+      dw == nullptr ? (g.n + block - 1) / block : (parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1);
     std::vector<T> partial(dw != nullptr ? chunks * size : 0, T(0));
     for_each_index(
       parallel_batch(g) && chunks > 1, chunks,
@@ -584,8 +584,8 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                   grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
                   for (std::size_t xi = 0; dx != nullptr && xi < 16; ++xi)
                   {
-                      checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg, g.cg,
-                                   buf.first + xi * zs, tiles, T(0), buf.second + xi * cs, tiles);
+                      checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg,
+                                   g.cg, buf.first + xi * zs, tiles, T(0), buf.second + xi * cs, tiles);
                   }
                   for (std::size_t t = 0; dx != nullptr && t < nt; ++t)
                   {

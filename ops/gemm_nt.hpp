@@ -42,8 +42,9 @@ void set_gemm_nt_avx512(bool on);
 /// bt[l * ldbt + j] = b[j * ldb + l] for j < n, l < len: B [n x len] to B^T [len x n], by 16 x 16
 /// blocks transposed in registers (interleave 32-bit, then 64-bit elements, then 128-bit lanes
 /// twice). Rows past n repeat row n - 1 and are masked off when stored.
-__attribute__((target("avx512f"))) inline void transpose_avx512(std::size_t n, std::size_t len, const float* b,
-                                                                std::size_t ldb, float* bt, std::size_t ldbt)
+__attribute__((target("avx512f"))) inline void transpose_avx512(std::size_t n, std::size_t len,
+                                                                const float* b, std::size_t ldb, float* bt,
+                                                                std::size_t ldbt)
 {
     for (std::size_t j0 = 0; j0 < n; j0 += 16)
     {
@@ -99,8 +100,9 @@ __attribute__((target("avx512f"))) inline void transpose_avx512(std::size_t n, s
 /// accumulators; each step broadcasts 8 elements of A's column l and multiplies them by row l
 /// of BT. Edge rows repeat the last row of A (their sums are dropped); edge columns are masked.
 __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std::size_t n, std::size_t len,
-                                                              const float* a, std::size_t lda, const float* bt,
-                                                              std::size_t ldbt, float* d, std::size_t ldd)
+                                                              const float* a, std::size_t lda,
+                                                              const float* bt, std::size_t ldbt, float* d,
+                                                              std::size_t ldd)
 {
     for (std::size_t c0 = 0; c0 < n; c0 += 32)
     {
@@ -147,8 +149,9 @@ __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std
                 float* out = d + (r0 + r) * ldd + c0;
                 _mm512_mask_storeu_ps(out, k0,
                                       _mm512_add_ps(_mm512_maskz_loadu_ps(k0, out), _mm512_load_ps(sums[r])));
-                _mm512_mask_storeu_ps(out + 16, k1,
-                                      _mm512_add_ps(_mm512_maskz_loadu_ps(k1, out + 16), _mm512_load_ps(sums[r] + 16)));
+                _mm512_mask_storeu_ps(
+                  out + 16, k1,
+                  _mm512_add_ps(_mm512_maskz_loadu_ps(k1, out + 16), _mm512_load_ps(sums[r] + 16)));
             }
         }
     }
@@ -160,8 +163,8 @@ __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std
 
 /// D[m x n] += A[m x len] * B[n x len]^T (rows lda, ldb, ldd apart); `work` holds len * n
 /// elements (B^T for the AVX-512 kernel).
-inline void gemm_nt(std::size_t m, std::size_t n, std::size_t len, const float* a, std::size_t lda, const float* b,
-                    std::size_t ldb, float* d, std::size_t ldd, float* work)
+inline void gemm_nt(std::size_t m, std::size_t n, std::size_t len, const float* a, std::size_t lda,
+                    const float* b, std::size_t ldb, float* d, std::size_t ldd, float* work)
 {
 #if TAPEGRAD_HAVE_AVX512_NT
     if (gemm_nt_avx512_enabled())
