@@ -4,6 +4,7 @@
 #include <tapegrad/ops/conv2d_winograd.hpp>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 namespace tapegrad
@@ -153,11 +154,11 @@ void check_grad_shape(const char* what, const Shape& got, const Shape& want)
 /// into y, then the bias. Small outputs put several images side by side in one GEMM (col rows
 /// nt*cols long) and copy each image's columns out.
 template <class T>
-void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y)
+void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* saved_v = nullptr)
 {
     if (g.winograd)
     {
-        detail::conv::winograd::forward(x, w, b, g, y);
+        detail::conv::winograd::forward(x, w, b, g, y, saved_v);
         return;
     }
     const std::size_t rows = g.rows(), cols = g.cols();
@@ -520,8 +521,16 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
     {
         check_bias(b.shape(), g);
     }
+    // The one Winograd pass for dX and dW reuses the forward's transformed input.
+    std::shared_ptr<T[]> saved_v;
+    if (detail::conv::winograd::fused_backward<T>(g) && GradMode::is_enabled() && x.requires_grad() &&
+        w.requires_grad())
+    {
+        saved_v.reset(new T[detail::conv::winograd::saved_input_size(g)]);
+    }
     auto y = xt::xarray<T>::from_shape(y_shape(g));
-    forward_kernel(vx.data(), vw.data(), b.defined() ? b.value().data() : nullptr, g, y.data());
+    forward_kernel(vx.data(), vw.data(), b.defined() ? b.value().data() : nullptr, g, y.data(),
+                   saved_v.get());
 
     Saves saves;
     if (w.requires_grad())
@@ -532,58 +541,58 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
     {
         saves.input_mask |= 2u; // dX reads w
     }
-    return record<T>("conv2d", std::move(y), {x, w, b}, saves,
-                     [g](BackwardContext<T>& ctx)
-                     {
-                         const auto& dy = ctx.grad_output();
-                         // dL/db[k] = sum over n, i, j of dY[n, k, i, j]
-                         xt::xarray<T> db;
-                         if (ctx.needs_grad(2))
-                         {
-                             db = xt::xarray<T>::from_shape({g.k});
-                         }
-                         // Winograd: dX and dW from one transform of dY (the formulas below, by
-                         // F(2x2, 3x3)); db by its own pass
-                         if (detail::conv::winograd::fused_backward<T>(g) && ctx.needs_grad(0) &&
-                             ctx.needs_grad(1))
-                         {
-                             auto dx = xt::xarray<T>::from_shape(x_shape(g));
-                             auto dw = xt::xarray<T>::from_shape(w_shape(g));
-                             detail::conv::winograd::backward(dy.data(), ctx.input(0).data(),
-                                                              ctx.input(1).data(), g, dx.data(), dw.data());
-                             if (ctx.needs_grad(2))
-                             {
-                                 backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
-                                 ctx.accumulate(2, std::move(db));
-                             }
-                             ctx.accumulate(1, std::move(dw));
-                             ctx.accumulate(0, std::move(dx));
-                             return;
-                         }
-                         // dL/dW = X correlated with dY (db summed in the same pass over dY)
-                         if (ctx.needs_grad(1))
-                         {
-                             auto dw = xt::xarray<T>::from_shape(w_shape(g));
-                             backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data(),
-                                                    ctx.needs_grad(2) ? db.data() : nullptr);
-                             ctx.accumulate(1, std::move(dw));
-                         }
-                         else if (ctx.needs_grad(2))
-                         {
-                             backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
-                         }
-                         if (ctx.needs_grad(2))
-                         {
-                             ctx.accumulate(2, std::move(db));
-                         }
-                         // dL/dX = full convolution of dY (dilated by the stride) with rot180(W)
-                         if (ctx.needs_grad(0))
-                         {
-                             auto dx = xt::xarray<T>::from_shape(x_shape(g));
-                             backward_input_kernel(dy.data(), ctx.input(1).data(), g, dx.data());
-                             ctx.accumulate(0, std::move(dx));
-                         }
-                     });
+    return record<T>(
+      "conv2d", std::move(y), {x, w, b}, saves,
+      [g, saved_v](BackwardContext<T>& ctx)
+      {
+          const auto& dy = ctx.grad_output();
+          // dL/db[k] = sum over n, i, j of dY[n, k, i, j]
+          xt::xarray<T> db;
+          if (ctx.needs_grad(2))
+          {
+              db = xt::xarray<T>::from_shape({g.k});
+          }
+          // Winograd: dX and dW from one transform of dY (the formulas below, by
+          // F(2x2, 3x3)); db by its own pass
+          if (detail::conv::winograd::fused_backward<T>(g) && ctx.needs_grad(0) && ctx.needs_grad(1))
+          {
+              auto dx = xt::xarray<T>::from_shape(x_shape(g));
+              auto dw = xt::xarray<T>::from_shape(w_shape(g));
+              detail::conv::winograd::backward(dy.data(), ctx.input(0).data(), ctx.input(1).data(), g,
+                                               dx.data(), dw.data(), static_cast<const T*>(saved_v.get()));
+              if (ctx.needs_grad(2))
+              {
+                  backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
+                  ctx.accumulate(2, std::move(db));
+              }
+              ctx.accumulate(1, std::move(dw));
+              ctx.accumulate(0, std::move(dx));
+              return;
+          }
+          // dL/dW = X correlated with dY (db summed in the same pass over dY)
+          if (ctx.needs_grad(1))
+          {
+              auto dw = xt::xarray<T>::from_shape(w_shape(g));
+              backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data(),
+                                     ctx.needs_grad(2) ? db.data() : nullptr);
+              ctx.accumulate(1, std::move(dw));
+          }
+          else if (ctx.needs_grad(2))
+          {
+              backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
+          }
+          if (ctx.needs_grad(2))
+          {
+              ctx.accumulate(2, std::move(db));
+          }
+          // dL/dX = full convolution of dY (dilated by the stride) with rot180(W)
+          if (ctx.needs_grad(0))
+          {
+              auto dx = xt::xarray<T>::from_shape(x_shape(g));
+              backward_input_kernel(dy.data(), ctx.input(1).data(), g, dx.data());
+              ctx.accumulate(0, std::move(dx));
+          }
+      });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                              \

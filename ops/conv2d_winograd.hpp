@@ -509,14 +509,32 @@ void grad_output_block(const T* dy, const Geometry& g, const Plan& p, std::size_
 // ---------------------------------------------------------------------------------------------
 // The three products
 
-/// y = conv(x, w) + b by F(2x2, 3x3), threaded over blocks of images; b may be null.
+/// Elements of the V matrices of one block and group (16 x cg x the block's tiles, as laid out
+/// for the GEMMs; a shorter last block uses the front of its share).
+inline std::size_t v_block_size(const Geometry& g, const Plan& p)
+{
+    return 16 * matrix_stride(g.cg, images_per_block(g, p) * p.tiles());
+}
+
+/// Elements of the V matrices of the whole batch, kept by forward() for backward() (dW).
+inline std::size_t saved_input_size(const Geometry& g)
+{
+    const Plan p(g);
+    const std::size_t block = images_per_block(g, p);
+    return (g.n + block - 1) / block * g.groups * v_block_size(g, p);
+}
+
+/// y = conv(x, w) + b by F(2x2, 3x3), threaded over blocks of images; b may be null. With
+/// `saved_v` (saved_input_size(g) elements) the transformed input V is built there, block by
+/// block, for backward() to reuse.
 template <class T>
-void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
+void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* saved_v = nullptr)
 {
     const Plan p(g);
     std::vector<T> u(g.groups * 16 * g.kg * g.cg);
     transform_weights(w, g, u.data());
     const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
+    const std::size_t vbs = v_block_size(g, p);
     for_each_index(
       parallel_batch(g), blocks, [&] { return Buffers<T>(p, block, g.cg, g.kg); },
       [&](const Buffers<T>& buf, std::size_t bi)
@@ -524,11 +542,12 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
           const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
           for (std::size_t gi = 0; gi < g.groups; ++gi)
           {
-              input_block(x, g, p, n0, nt, gi, buf, buf.first);
+              T* v = saved_v != nullptr ? saved_v + (bi * g.groups + gi) * vbs : buf.first;
+              input_block(x, g, p, n0, nt, gi, buf, v);
               for (std::size_t xi = 0; xi < 16; ++xi)
               {
                   checked_gemm(false, false, g.kg, tiles, g.cg, u.data() + (gi * 16 + xi) * g.kg * g.cg, g.cg,
-                               buf.first + xi * matrix_stride(g.cg, tiles), tiles, T(0),
+                               v + xi * matrix_stride(g.cg, tiles), tiles, T(0),
                                buf.second + xi * matrix_stride(g.kg, tiles), tiles);
               }
               for (std::size_t t = 0; t < nt; ++t)
@@ -548,14 +567,15 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 /// The gradients from one pass over dY, each computed only when its pointer is not null:
 ///
 ///     dx = B [sum over k of Z . U] B^T   (tiles added and cropped to H x W; needs w)
-///     dw = G^T [sum over tiles of Z . V] G   (needs x)
+///     dw = G^T [sum over tiles of Z . V] G   (needs x, or the V that forward() saved)
 ///
-/// Z = A dY A^T is transformed once per block of images and feeds both. For dw the batch is cut
-/// into a fixed number of chunks with their own partial sums, added in chunk order, so the result
-/// does not depend on the number of threads (as in the GEMM route); for dx alone the blocks are
-/// the units of work.
+/// Z = A dY A^T is transformed once per block of images and feeds both. The blocks are the
+/// forward's. For dw they are grouped into a fixed number of chunks with their own partial sums,
+/// added in chunk order, so the result does not depend on the number of threads (as in the GEMM
+/// route); for dx alone each block is a unit of work.
 template <class T>
-void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* dw)
+void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* dw,
+              const T* saved_v = nullptr)
 {
     const Plan p(g);
     std::vector<T> u(dx != nullptr ? g.groups * 16 * g.kg * g.cg : 0);
@@ -563,21 +583,19 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     {
         transform_weights(w, g, u.data());
     }
-    const std::size_t block = images_per_block(g, p, dw != nullptr ? 256 : 128);
-    const std::size_t size = g.groups * 16 * g.kg * g.cg;
+    const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
+    const std::size_t vbs = v_block_size(g, p), size = g.groups * 16 * g.kg * g.cg;
     const std::size_t chunks =
-      dw == nullptr ? (g.n + block - 1) / block : (parallel_batch(g) ? std::min<std::size_t>(g.n, 4) : 1);
+      dw == nullptr ? blocks : (parallel_batch(g) ? std::clamp<std::size_t>(blocks, 1, 4) : 1);
     std::vector<T> partial(dw != nullptr ? chunks * size : 0, T(0));
     for_each_index(
       parallel_batch(g) && chunks > 1, chunks,
       [&] { return Buffers<T>(p, block, g.kg, g.cg, dw != nullptr ? block * p.tiles() * g.cg : 0); },
       [&](const Buffers<T>& buf, std::size_t chunk)
       {
-          const std::size_t begin = dw != nullptr ? chunk * g.n / chunks : chunk * block;
-          const std::size_t end = dw != nullptr ? (chunk + 1) * g.n / chunks : std::min(g.n, begin + block);
-          for (std::size_t n0 = begin; n0 < end; n0 += block)
+          for (std::size_t bi = chunk * blocks / chunks; bi < (chunk + 1) * blocks / chunks; ++bi)
           {
-              const std::size_t nt = std::min(block, end - n0), tiles = nt * p.tiles();
+              const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
               const std::size_t zs = matrix_stride(g.kg, tiles), cs = matrix_stride(g.cg, tiles);
               for (std::size_t gi = 0; gi < g.groups; ++gi)
               {
@@ -597,11 +615,19 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                   }
                   if (dw != nullptr)
                   {
-                      input_block(x, g, p, n0, nt, gi, buf, buf.second);
+                      const T* v = buf.second;
+                      if (saved_v != nullptr)
+                      {
+                          v = saved_v + (bi * g.groups + gi) * vbs;
+                      }
+                      else
+                      {
+                          input_block(x, g, p, n0, nt, gi, buf, buf.second);
+                      }
                       T* acc = partial.data() + chunk * size + gi * 16 * g.kg * g.cg;
                       for (std::size_t xi = 0; xi < 16; ++xi)
                       {
-                          gemm_nt(g.kg, g.cg, tiles, buf.first + xi * zs, tiles, buf.second + xi * cs, tiles,
+                          gemm_nt(g.kg, g.cg, tiles, buf.first + xi * zs, tiles, v + xi * cs, tiles,
                                   acc + xi * g.kg * g.cg, g.cg, buf.work);
                       }
                   }
