@@ -259,17 +259,20 @@ TEST_CASE("conv2d winograd: dX and dW from one pass through the tape equal the G
           "[conv2d][winograd]")
 {
     tg::Generator gen(36);
-    // 20 filters and 35 channels: full and partial blocks of the AVX-512 dW kernel
-    for (const auto& [c, k, h, w] : std::vector<std::array<std::size_t, 4>>{{35, 20, 6, 7}, {16, 16, 9, 8}})
+    // 20 filters and 35 channels: full and partial blocks of the AVX-512 dW kernel; 12 images of
+    // 9x8: three blocks of images (5, 5, 2), so three dW chunks and a short last block, with the
+    // forward's V reused block by block
+    for (const auto& [n, c, k, h, w] :
+         std::vector<std::array<std::size_t, 5>>{{3, 35, 20, 6, 7}, {12, 16, 16, 9, 8}})
         for (bool kernel : {true, false})
         {
-            INFO("c " << c << " k " << k << " " << h << "x" << w << " avx512 kernel " << kernel);
+            INFO("n " << n << " c " << c << " k " << k << " " << h << "x" << w << " avx512 kernel " << kernel);
             GemmNtKernel use(kernel);
             const tg::Conv2dOptions opt{.padding = 1};
-            const auto x = small_ints<float>({3, c, h, w}, gen);
+            const auto x = small_ints<float>({n, c, h, w}, gen);
             const auto wt = small_ints<float>({k, c, 3, 3}, gen);
             const auto b = small_ints<float>({k}, gen);
-            const auto dy = small_ints<float>({3, k, h, w}, gen);
+            const auto dy = small_ints<float>({n, k, h, w}, gen);
             const auto want = through_tape(x, wt, b, dy, with(opt, gemm));
             for (const auto algorithm : {winograd, automatic})
             {
