@@ -552,17 +552,16 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
           {
               db = xt::xarray<T>::from_shape({g.k});
           }
-          // Winograd: dX and dW from one transform of dY (the formulas below, by
-          // F(2x2, 3x3)); db by its own pass
+          // Winograd: dX, dW and db from one pass over dY (the formulas below, by F(2x2, 3x3))
           if (detail::conv::winograd::fused_backward<T>(g) && ctx.needs_grad(0) && ctx.needs_grad(1))
           {
               auto dx = xt::xarray<T>::from_shape(x_shape(g));
               auto dw = xt::xarray<T>::from_shape(w_shape(g));
               detail::conv::winograd::backward(dy.data(), ctx.input(0).data(), ctx.input(1).data(), g,
-                                               dx.data(), dw.data(), static_cast<const T*>(saved_v.get()));
+                                               dx.data(), dw.data(), static_cast<const T*>(saved_v.get()),
+                                               ctx.needs_grad(2) ? db.data() : nullptr);
               if (ctx.needs_grad(2))
               {
-                  backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
                   ctx.accumulate(2, std::move(db));
               }
               ctx.accumulate(1, std::move(dw));

@@ -568,6 +568,7 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* sav
 ///
 ///     dx = B [sum over k of Z . U] B^T   (tiles added and cropped to H x W; needs w)
 ///     dw = G^T [sum over tiles of Z . V] G   (needs x, or the V that forward() saved)
+///     db = the sum of dY over images and pixels
 ///
 /// Z = A dY A^T is transformed once per block of images and feeds both. The blocks are the
 /// forward's. For dw they are grouped into a fixed number of chunks with their own partial sums,
@@ -575,7 +576,7 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* sav
 /// route); for dx alone each block is a unit of work.
 template <class T>
 void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* dw,
-              const T* saved_v = nullptr)
+              const T* saved_v = nullptr, T* db = nullptr)
 {
     const Plan p(g);
     std::vector<T> u(dx != nullptr ? g.groups * 16 * g.kg * g.cg : 0);
@@ -585,9 +586,11 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     }
     const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
     const std::size_t vbs = v_block_size(g, p), size = g.groups * 16 * g.kg * g.cg;
+    const std::size_t stride = size + g.k;            // one chunk's dW tiles, then its db
+    const bool sums = dw != nullptr || db != nullptr; // over the batch, in fixed chunks
     const std::size_t chunks =
-      dw == nullptr ? blocks : (parallel_batch(g) ? std::clamp<std::size_t>(blocks, 1, 4) : 1);
-    std::vector<T> partial(dw != nullptr ? chunks * size : 0, T(0));
+      !sums ? blocks : (parallel_batch(g) ? std::clamp<std::size_t>(blocks, 1, 4) : 1);
+    std::vector<T> partial(sums ? chunks * stride : 0, T(0));
     for_each_index(
       parallel_batch(g) && chunks > 1, chunks,
       [&] { return Buffers<T>(p, block, g.kg, g.cg, dw != nullptr ? block * p.tiles() * g.cg : 0); },
@@ -597,6 +600,14 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
           {
               const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
               const std::size_t zs = matrix_stride(g.kg, tiles), cs = matrix_stride(g.cg, tiles);
+              for (std::size_t t = 0; db != nullptr && t < nt; ++t)
+              {
+                  T* acc = partial.data() + chunk * stride + size;
+                  for (std::size_t k = 0; k < g.k; ++k)
+                  {
+                      acc[k] += sum_row(dy + ((n0 + t) * g.k + k) * g.ho * g.wo, g.ho * g.wo);
+                  }
+              }
               for (std::size_t gi = 0; gi < g.groups; ++gi)
               {
                   grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
@@ -624,7 +635,7 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                       {
                           input_block(x, g, p, n0, nt, gi, buf, buf.second);
                       }
-                      T* acc = partial.data() + chunk * size + gi * 16 * g.kg * g.cg;
+                      T* acc = partial.data() + chunk * stride + gi * 16 * g.kg * g.cg;
                       for (std::size_t xi = 0; xi < 16; ++xi)
                       {
                           gemm_nt(g.kg, g.cg, tiles, buf.first + xi * zs, tiles, v + xi * cs, tiles,
@@ -634,19 +645,26 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
               }
           }
       });
-    if (dw == nullptr)
+    if (!sums)
     {
         return;
     }
     for (std::size_t chunk = 1; chunk < chunks; ++chunk)
     {
-        const T* q = partial.data() + chunk * size;
-        for (std::size_t i = 0; i < size; ++i)
+        const T* q = partial.data() + chunk * stride;
+        for (std::size_t i = 0; i < stride; ++i)
         {
             partial[i] += q[i];
         }
     }
-    weight_grad_from_tiles(partial.data(), g, dw);
+    if (dw != nullptr)
+    {
+        weight_grad_from_tiles(partial.data(), g, dw);
+    }
+    if (db != nullptr)
+    {
+        std::copy(partial.data() + size, partial.data() + stride, db);
+    }
 }
 
 } // namespace tapegrad::detail::conv::winograd
