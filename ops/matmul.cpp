@@ -3,11 +3,13 @@
 #include <tapegrad/ops/matmul.hpp>
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace tapegrad
 {
@@ -31,6 +33,15 @@ void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, bla
 
 /// Below this many multiply-adds a plain loop beats the BLAS call overhead (about 40 ns).
 constexpr std::size_t tiny_gemm = 32;
+
+/// A long, thin product (k far larger than m and n, e.g. the fashion CNN's first linear layer,
+/// 64 x 3136 by 3136 x 128): OpenBLAS parallelises over m and n only, so every thread packs all
+/// k rows of B. Splitting k between two threads instead took that layer's forward from 0.34 to
+/// 0.25 ms at 2 threads.
+bool long_inner(std::size_t m, std::size_t n, std::size_t k)
+{
+    return k >= 8 * std::max(m, n) && m * n * k >= (std::size_t{1} << 22);
+}
 
 /// C[m, n] (+)= op(A) op(B), op(A) [m, k], op(B) [k, n]. A is stored [m, k], or [k, m] when
 /// `trans_a`; B is stored [k, n], or [n, k] when `trans_b`. `accumulate` adds into C instead of
@@ -70,9 +81,39 @@ void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t 
     }
     const auto bm = static_cast<blasint>(m);
     const auto bn = static_cast<blasint>(n);
-    const auto bk = static_cast<blasint>(k);
-    blas_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, bm, bn, bk, a,
-              trans_a ? bm : bk, b, trans_b ? bk : bn, accumulate ? T(1) : T(0), c, bn);
+    const auto lda = trans_a ? bm : static_cast<blasint>(k);
+    const auto ldb = trans_b ? static_cast<blasint>(k) : bn;
+    // The product over inner indices [k0, k1) into `out`, with beta 0 or 1.
+    auto part = [&](std::size_t k0, std::size_t k1, T beta, T* out)
+    {
+        blas_gemm(trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, bm, bn,
+                  static_cast<blasint>(k1 - k0), a + (trans_a ? k0 * m : k0), lda,
+                  b + (trans_b ? k0 : k0 * n), ldb, beta, out, bn);
+    };
+    if (!long_inner(m, n, k) || omp_in_parallel())
+    {
+        part(0, k, accumulate ? T(1) : T(0), c);
+        return;
+    }
+    // Two halves of k, one per thread, the second added after: always two, so the bits do not
+    // depend on the number of threads.
+    std::vector<T> second(m * n);
+#pragma omp parallel for schedule(static) if (omp_get_max_threads() > 1)
+    for (int half = 0; half < 2; ++half)
+    {
+        if (half == 0)
+        {
+            part(0, k / 2, accumulate ? T(1) : T(0), c);
+        }
+        else
+        {
+            part(k / 2, k, T(0), second.data());
+        }
+    }
+    for (std::size_t i = 0; i < m * n; ++i)
+    {
+        c[i] += second[i];
+    }
 }
 
 /// A batch of `count` GEMMs of the same shape; `a_step`/`b_step` are 0 for an operand shared by all.

@@ -1,5 +1,7 @@
 #include "support/support.hpp"
 
+#include <omp.h>
+
 namespace tg = tapegrad;
 using Catch::Matchers::Contains;
 using tg::test::gradcheck_ok;
@@ -275,4 +277,53 @@ TEST_CASE("linear rejects incompatible shapes", "[matmul]")
     REQUIRE_THROWS_AS(tg::linear(x, tg::zeros<double>({4, 3}), tg::zeros<double>({3})), tg::ShapeError);
     REQUIRE_THROWS_WITH(tg::linear(x, tg::zeros<double>({4, 3}), tg::zeros<double>({3})),
                         Contains("tg::linear") && Contains("b is [3]") && Contains("[4, 3]"));
+}
+
+TEST_CASE(
+  "linear and matmul with a long inner dimension (split between threads) are exact and thread-independent",
+  "[matmul]")
+{
+    // k = 16384 against m = n = 16: the product runs as two halves of k added afterwards. Small
+    // integers make every sum exact, so the result must equal the naive one bit for bit; the
+    // halves are fixed, so 1 and 2 threads must agree too.
+    tg::Generator gen(46);
+    const auto ints = [&](const tg::Shape& s)
+    {
+        auto a = xt::xarray<float>::from_shape(s);
+        for (auto& v : a)
+        {
+            v = static_cast<float>(static_cast<int>(gen.below(5)) - 2);
+        }
+        return a;
+    };
+    const auto x = ints({16, 16384}), w = ints({16, 16384}), b = ints({16});
+    const auto g = ints({16, 16});
+    const int before = omp_get_max_threads();
+    std::vector<std::vector<xt::xarray<float>>> runs;
+    for (int threads : {1, 2})
+    {
+        omp_set_num_threads(threads);
+        tg::Tensor tx(x, true), tw(w, true), tb(b, true);
+        auto y = tg::linear(tx, tw, tb);
+        y.backward(tg::Tensor(g));
+        const auto prod = tg::matmul(tg::Tensor(x), tg::Tensor(xt::xarray<float>(xt::transpose(w)))).value();
+        runs.push_back({y.value(), prod, tx.grad().value(), tw.grad().value()});
+    }
+    omp_set_num_threads(before);
+    const xt::xarray<float> wt = xt::transpose(w);
+    const auto want = naive_matmul(x, wt);
+    for (std::size_t i = 0; i < 16; ++i)
+    {
+        for (std::size_t o = 0; o < 16; ++o)
+        {
+            const float with_bias = static_cast<float>(want[i * 16 + o] + b(o));
+            CHECK(runs[0][0](i, o) == with_bias);
+            CHECK(runs[0][1](i, o) == static_cast<float>(want[i * 16 + o]));
+        }
+    }
+    for (std::size_t r = 0; r < runs[0].size(); ++r)
+    {
+        const bool same = runs[1][r] == runs[0][r];
+        CHECK(same);
+    }
 }
