@@ -69,8 +69,10 @@ struct Plan
     std::size_t tiles() const { return th * w2; }
     /// Elements of one polyphase component of the padded input plane (th + 1 rows), plus one.
     std::size_t phase_size() const { return (th + 1) * w2 + 1; }
-    /// Elements of the transforms' work space.
-    std::size_t tmp_size() const { return 36 * tiles() + 4 * phase_size(); }
+    /// Zero lanes on each side of input_grad_tiles' 16 arrays, for their shifted reads.
+    std::size_t pad() const { return w2 + 1; }
+    /// Elements of the transforms' work space (input_grad_tiles needs the most).
+    std::size_t tmp_size() const { return 16 * tiles() + 32 * pad() + 4 * phase_size(); }
 };
 
 /// F(2x2, 3x3) applies: a 3x3 kernel, stride 1, dilation 1 (any padding, channels and groups).
@@ -117,69 +119,57 @@ inline std::size_t images_per_block(const Geometry& g, const Plan& p, std::size_
 }
 
 // ---------------------------------------------------------------------------------------------
-// The 1-D transforms, over n independent lanes (restrict parameters, so gcc vectorises them)
+// The 1-D transforms of one vector. The tile transforms below apply them down the columns of a
+// tile and then along its rows, one tile per iteration of a loop over tiles that lie side by
+// side in memory (restrict parameters, so gcc vectorises across tiles): one pass over memory
+// per transform, each value read and written once.
 
-/// o = B^T d for the 4-vectors (d0[i], d1[i], d2[i], d3[i]).
+/// o = B^T d.
 template <class T>
-void apply_bt(const T* __restrict d0, const T* __restrict d1, const T* __restrict d2, const T* __restrict d3,
-              T* __restrict o0, T* __restrict o1, T* __restrict o2, T* __restrict o3, std::size_t n)
+inline void bt4(T d0, T d1, T d2, T d3, T o[4])
 {
-    for (std::size_t i = 0; i < n; ++i)
-    {
-        o0[i] = d0[i] - d2[i];
-        o1[i] = d1[i] + d2[i];
-        o2[i] = d2[i] - d1[i];
-        o3[i] = d1[i] - d3[i];
-    }
+    o[0] = d0 - d2;
+    o[1] = d1 + d2;
+    o[2] = d2 - d1;
+    o[3] = d1 - d3;
 }
 
-/// o = B q, the transpose of apply_bt.
+/// o = B q, the transpose of bt4.
 template <class T>
-void apply_b(const T* __restrict q0, const T* __restrict q1, const T* __restrict q2, const T* __restrict q3,
-             T* __restrict o0, T* __restrict o1, T* __restrict o2, T* __restrict o3, std::size_t n)
+inline void b4(T q0, T q1, T q2, T q3, T o[4])
 {
-    for (std::size_t i = 0; i < n; ++i)
-    {
-        o0[i] = q0[i];
-        o1[i] = q1[i] - q2[i] + q3[i];
-        o2[i] = q1[i] + q2[i] - q0[i];
-        o3[i] = -q3[i];
-    }
+    o[0] = q0;
+    o[1] = q1 - q2 + q3;
+    o[2] = q1 + q2 - q0;
+    o[3] = -q3;
 }
 
 /// o = A^T m (4 -> 2).
 template <class T>
-void apply_at(const T* __restrict m0, const T* __restrict m1, const T* __restrict m2, const T* __restrict m3,
-              T* __restrict o0, T* __restrict o1, std::size_t n)
+inline void at2(T m0, T m1, T m2, T m3, T o[2])
 {
-    for (std::size_t i = 0; i < n; ++i)
-    {
-        o0[i] = m0[i] + m1[i] + m2[i];
-        o1[i] = m1[i] - m2[i] - m3[i];
-    }
+    o[0] = m0 + m1 + m2;
+    o[1] = m1 - m2 - m3;
 }
 
-/// o = A d (2 -> 4), the transpose of apply_at.
+/// o = A d (2 -> 4), the transpose of at2.
 template <class T>
-void apply_a(const T* __restrict d0, const T* __restrict d1, T* __restrict o0, T* __restrict o1,
-             T* __restrict o2, T* __restrict o3, std::size_t n)
+inline void a4(T d0, T d1, T o[4])
 {
-    for (std::size_t i = 0; i < n; ++i)
-    {
-        o0[i] = d0[i];
-        o1[i] = d0[i] + d1[i];
-        o2[i] = d0[i] - d1[i];
-        o3[i] = -d1[i];
-    }
+    o[0] = d0;
+    o[1] = d0 + d1;
+    o[2] = d0 - d1;
+    o[3] = -d1;
 }
 
-/// dst[i] += src[i].
+/// o[i] = a[i] + b[i] + c[i] + d[i].
 template <class T>
-void add_to(T* __restrict dst, const T* __restrict src, std::size_t n)
+void add4(const T* __restrict a, const T* __restrict b, const T* __restrict c, const T* __restrict d,
+          T* __restrict o, std::size_t n)
 {
     for (std::size_t i = 0; i < n; ++i)
     {
-        dst[i] += src[i];
+        o[i] = (a[i] + b[i]) + (c[i] + d[i]);
     }
 }
 
@@ -239,51 +229,90 @@ void split_input(const T* x, const Geometry& g, const Plan& p, T* const phase[4]
     }
 }
 
-/// v[xi * xs + t] = (B^T d B)[xi] for every 4x4 tile d of the padded plane given by its phases:
-/// B^T down the 4 rows of each tile (rows 2 ty .. 2 ty + 3 are even[ty], odd[ty], even[ty + 1],
-/// odd[ty + 1]), then across it (columns likewise).
-template <class T>
-void input_tiles(T* const phase[4], const Plan& p, T* v, std::size_t xs, T* tmp)
+/// v[(4 a + b) xs + t] = (B^T d B)[a][b], b = 0..3, for the 4x4 tile d at each of the n tiles t,
+/// read from the phases p[rp][cp] of the padded plane (rows of parity rp, columns of parity cp):
+/// row 2 ty + r of the tile is in p[r % 2] at t + (r / 2) w2, column 2 tx + c in p[.][c % 2] at
+/// + c / 2. One row a of the result per call: gcc vectorises a loop over tiles with four output
+/// streams a runtime stride apart, but not with sixteen.
+template <int a, class T>
+void input_tiles_row(const T* __restrict p00, const T* __restrict p01, const T* __restrict p10,
+                     const T* __restrict p11, std::size_t w2, std::size_t n, T* __restrict v, std::size_t xs)
 {
-    const std::size_t n = p.tiles(), w2 = p.w2, len = n + 1;
-    for (std::size_t cp = 0; cp < 2; ++cp) // e[4 cp + a]: row-transformed, columns of parity cp
+    for (std::size_t t = 0; t < n; ++t)
     {
-        const T* ev = phase[cp];
-        const T* od = phase[2 + cp];
-        T* e = tmp + 4 * cp * len;
-        apply_bt(ev, od, ev + w2, od + w2, e, e + len, e + 2 * len, e + 3 * len, n);
-        for (std::size_t a = 0; a < 4; ++a)
+        const std::size_t s = t + w2;
+        T e[4]; // (B^T d)[a][c]
+        if constexpr (a == 0)
         {
-            e[a * len + n] = T(0);
+            e[0] = p00[t] - p00[s], e[1] = p01[t] - p01[s], e[2] = p00[t + 1] - p00[s + 1],
+            e[3] = p01[t + 1] - p01[s + 1];
         }
+        else if constexpr (a == 1)
+        {
+            e[0] = p10[t] + p00[s], e[1] = p11[t] + p01[s], e[2] = p10[t + 1] + p00[s + 1],
+            e[3] = p11[t + 1] + p01[s + 1];
+        }
+        else if constexpr (a == 2)
+        {
+            e[0] = p00[s] - p10[t], e[1] = p01[s] - p11[t], e[2] = p00[s + 1] - p10[t + 1],
+            e[3] = p01[s + 1] - p11[t + 1];
+        }
+        else
+        {
+            e[0] = p10[t] - p10[s], e[1] = p11[t] - p11[s], e[2] = p10[t + 1] - p10[s + 1],
+            e[3] = p11[t + 1] - p11[s + 1];
+        }
+        T o[4];
+        bt4(e[0], e[1], e[2], e[3], o);
+        v[t] = o[0];
+        v[xs + t] = o[1];
+        v[2 * xs + t] = o[2];
+        v[3 * xs + t] = o[3];
     }
-    for (std::size_t a = 0; a < 4; ++a)
+}
+
+/// v[xi * xs + t] = (B^T d B)[xi] for every tile (input_tiles_row for the four rows).
+template <class T>
+void input_tiles(T* const phase[4], std::size_t w2, std::size_t n, T* v, std::size_t xs)
+{
+    input_tiles_row<0>(phase[0], phase[1], phase[2], phase[3], w2, n, v, xs);
+    input_tiles_row<1>(phase[0], phase[1], phase[2], phase[3], w2, n, v + 4 * xs, xs);
+    input_tiles_row<2>(phase[0], phase[1], phase[2], phase[3], w2, n, v + 8 * xs, xs);
+    input_tiles_row<3>(phase[0], phase[1], phase[2], phase[3], w2, n, v + 12 * xs, xs);
+}
+
+/// yt[(2 i + j) n + t] = (A^T m A)[i][j] for the n tiles t, m[xi] = m[xi * xs + t].
+template <class T>
+void output_tiles(const T* __restrict m, std::size_t xs, std::size_t n, T* __restrict yt)
+{
+    for (std::size_t t = 0; t < n; ++t)
     {
-        const T* ev = tmp + a * len;
-        const T* od = tmp + (4 + a) * len;
-        T* out = v + 4 * a * xs;
-        apply_bt(ev, od, ev + 1, od + 1, out, out + xs, out + 2 * xs, out + 3 * xs, n);
+        T u[2][4]; // A^T m, column by column
+        for (std::size_t b = 0; b < 4; ++b)
+        {
+            T o[2];
+            at2(m[b * xs + t], m[(4 + b) * xs + t], m[(8 + b) * xs + t], m[(12 + b) * xs + t], o);
+            u[0][b] = o[0];
+            u[1][b] = o[1];
+        }
+        for (std::size_t i = 0; i < 2; ++i) // (A^T m) A, row by row
+        {
+            T o[2];
+            at2(u[i][0], u[i][1], u[i][2], u[i][3], o);
+            yt[2 * i * n + t] = o[0];
+            yt[(2 * i + 1) * n + t] = o[1];
+        }
     }
 }
 
 /// y (one Ho x Wo plane) = A^T m A + bias for every tile, m[xi] = m[xi * xs + t]; the halves of
 /// tiles outside Ho x Wo are dropped.
 template <class T>
-void output_tiles(const T* m, std::size_t xs, const Plan& p, const Geometry& g, T bias, T* y, T* tmp)
+void output_plane(const T* m, std::size_t xs, const Plan& p, const Geometry& g, T bias, T* y, T* tmp)
 {
     const std::size_t n = p.tiles();
-    T* u = tmp;          // u[4 i + b] = (A^T m)[i][b]
-    T* yt = tmp + 8 * n; // yt[2 i + j] = output (i, j) of every tile
-    for (std::size_t b = 0; b < 4; ++b)
-    {
-        apply_at(m + b * xs, m + (4 + b) * xs, m + (8 + b) * xs, m + (12 + b) * xs, u + b * n,
-                 u + (4 + b) * n, n);
-    }
-    for (std::size_t i = 0; i < 2; ++i)
-    {
-        const T* ui = u + 4 * i * n;
-        apply_at(ui, ui + n, ui + 2 * n, ui + 3 * n, yt + 2 * i * n, yt + (2 * i + 1) * n, n);
-    }
+    T* yt = tmp; // yt[2 i + j] = output (i, j) of every tile
+    output_tiles(m, xs, n, yt);
     for (std::size_t r = 0; r < g.ho; ++r)
     {
         const std::size_t at = (r / 2) * p.w2, i = r % 2;
@@ -302,52 +331,101 @@ void split_grad_output(const T* dy, const Geometry& g, const Plan& p, T* const p
     }
 }
 
-/// z[xi * xs + t] = (A dY A^T)[xi] for every 2x2 tile of one output-gradient plane, given by its
-/// phases (spare tiles read zeros).
-template <class T>
-void grad_output_tiles(T* const phase[4], const Plan& p, T* z, std::size_t xs, T* tmp)
+/// z[(4 a + b) xs + t] = (A d A^T)[a][b], b = 0..3, for the 2x2 output-gradient tile d at each
+/// of the n tiles t, d[r][c] in phase p[r][c] at t (spare tiles read zeros); one row a per call,
+/// as for input_tiles_row.
+template <int a, class T>
+void grad_output_tiles_row(const T* __restrict p00, const T* __restrict p01, const T* __restrict p10,
+                           const T* __restrict p11, std::size_t n, T* __restrict z, std::size_t xs)
 {
-    const std::size_t n = p.tiles();
-    for (std::size_t cp = 0; cp < 2; ++cp) // f[4 cp + a]: row-transformed, columns of parity cp
+    for (std::size_t t = 0; t < n; ++t)
     {
-        T* f = tmp + 4 * cp * n;
-        apply_a(phase[cp], phase[2 + cp], f, f + n, f + 2 * n, f + 3 * n, n);
+        T f[2]; // (A d)[a][c]
+        if constexpr (a == 0)
+        {
+            f[0] = p00[t], f[1] = p01[t];
+        }
+        else if constexpr (a == 1)
+        {
+            f[0] = p00[t] + p10[t], f[1] = p01[t] + p11[t];
+        }
+        else if constexpr (a == 2)
+        {
+            f[0] = p00[t] - p10[t], f[1] = p01[t] - p11[t];
+        }
+        else
+        {
+            f[0] = -p10[t], f[1] = -p11[t];
+        }
+        T o[4];
+        a4(f[0], f[1], o);
+        z[t] = o[0];
+        z[xs + t] = o[1];
+        z[2 * xs + t] = o[2];
+        z[3 * xs + t] = o[3];
     }
-    for (std::size_t a = 0; a < 4; ++a)
+}
+
+/// z[xi * xs + t] = (A d A^T)[xi] for every tile (grad_output_tiles_row for the four rows).
+template <class T>
+void grad_output_tiles(T* const phase[4], std::size_t n, T* z, std::size_t xs)
+{
+    grad_output_tiles_row<0>(phase[0], phase[1], phase[2], phase[3], n, z, xs);
+    grad_output_tiles_row<1>(phase[0], phase[1], phase[2], phase[3], n, z + 4 * xs, xs);
+    grad_output_tiles_row<2>(phase[0], phase[1], phase[2], phase[3], n, z + 8 * xs, xs);
+    grad_output_tiles_row<3>(phase[0], phase[1], phase[2], phase[3], n, z + 12 * xs, xs);
+}
+
+/// c[(4 i + j) cs + t] = (B q B^T)[i][j], j = 0..3, for the n tiles t, q[xi] = q[xi * xs + t];
+/// one row i per call, as for input_tiles_row.
+template <int i, class T>
+void grad_input_tiles_row(const T* __restrict q, std::size_t xs, std::size_t n, T* __restrict c,
+                          std::size_t cs)
+{
+    for (std::size_t t = 0; t < n; ++t)
     {
-        T* out = z + 4 * a * xs;
-        apply_a(tmp + a * n, tmp + (4 + a) * n, out, out + xs, out + 2 * xs, out + 3 * xs, n);
+        T r[4]; // (B q)[i][b]
+        for (std::size_t b = 0; b < 4; ++b)
+        {
+            T o[4];
+            b4(q[b * xs + t], q[(4 + b) * xs + t], q[(8 + b) * xs + t], q[(12 + b) * xs + t], o);
+            r[b] = o[i];
+        }
+        T o[4];
+        b4(r[0], r[1], r[2], r[3], o);
+        c[t] = o[0];
+        c[cs + t] = o[1];
+        c[2 * cs + t] = o[2];
+        c[3 * cs + t] = o[3];
     }
 }
 
 /// dx (one H x W plane, overwritten) = the interior of the sum over tiles of B q B^T,
 /// q[xi] = q[xi * xs + t], each 4x4 result added at (2 ty, 2 tx) of the padded plane. Result
 /// (i, j) of tile t lands in phase (i % 2, j % 2) at t, shifted right by one tile for j >= 2 and
-/// down by one tile row for i >= 2; the spare tiles are zero, so shifts across a row end add 0.
+/// down by one tile row for i >= 2, so each element of a phase is the sum of four results read
+/// at t, t - 1, t - w2 and t - w2 - 1 (zero outside the tiles: the work space keeps pad() zero
+/// lanes around each result array, never written). The spare tiles are zero, so shifts across a
+/// row end add 0.
 template <class T>
 void input_grad_tiles(const T* q, std::size_t xs, const Plan& p, const Geometry& g, T* dx, T* tmp)
 {
-    const std::size_t n = p.tiles(), w2 = p.w2, size = p.phase_size();
-    T* r = tmp;            // r[4 i + b] = (B q)[i][b]
-    T* c = tmp + 16 * n;   // c[4 i + j] = (B q B^T)[i][j]
-    T* sum = tmp + 32 * n; // the four phases of the padded plane
-    for (std::size_t b = 0; b < 4; ++b)
+    const std::size_t n = p.tiles(), w2 = p.w2, size = p.phase_size(), pad = p.pad(), cs = n + 2 * pad;
+    T* c = tmp + pad;           // c[(4 i + j) cs]: (B q B^T)[i][j]
+    T* sum = c - pad + 16 * cs; // the four phases of the padded plane
+    grad_input_tiles_row<0>(q, xs, n, c, cs);
+    grad_input_tiles_row<1>(q, xs, n, c + 4 * cs, cs);
+    grad_input_tiles_row<2>(q, xs, n, c + 8 * cs, cs);
+    grad_input_tiles_row<3>(q, xs, n, c + 12 * cs, cs);
+    for (std::size_t ip = 0; ip < 2; ++ip)
     {
-        apply_b(q + b * xs, q + (4 + b) * xs, q + (8 + b) * xs, q + (12 + b) * xs, r + b * n, r + (4 + b) * n,
-                r + (8 + b) * n, r + (12 + b) * n, n);
-    }
-    for (std::size_t i = 0; i < 4; ++i)
-    {
-        const T* ri = r + 4 * i * n;
-        T* ci = c + 4 * i * n;
-        apply_b(ri, ri + n, ri + 2 * n, ri + 3 * n, ci, ci + n, ci + 2 * n, ci + 3 * n, n);
-    }
-    std::fill(sum, sum + 4 * size, T(0));
-    for (std::size_t i = 0; i < 4; ++i)
-    {
-        for (std::size_t j = 0; j < 4; ++j)
+        for (std::size_t jp = 0; jp < 2; ++jp)
         {
-            add_to(sum + (2 * (i % 2) + j % 2) * size + (i / 2) * w2 + j / 2, c + (4 * i + j) * n, n);
+            const T* here = c + (4 * ip + jp) * cs;     // (i, j) = (ip, jp)
+            const T* left = here + 2 * cs - 1;          // (ip, jp + 2), one tile to the left
+            const T* up = here + 8 * cs - w2;           // (ip + 2, jp), one tile row up
+            const T* up_left = here + 10 * cs - w2 - 1; // (ip + 2, jp + 2)
+            add4(here, left, up, up_left, sum + (2 * ip + jp) * size, size);
         }
     }
     const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
@@ -485,7 +563,7 @@ void input_block(const T* x, const Geometry& g, const Plan& p, std::size_t n0, s
         for (std::size_t c = 0; c < g.cg; ++c)
         {
             split_input(x + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, g, p, buf.input_phase);
-            input_tiles(buf.input_phase, p, v + c * tiles + t * p.tiles(), xs, buf.tmp);
+            input_tiles(buf.input_phase, p.w2, p.tiles(), v + c * tiles + t * p.tiles(), xs);
         }
     }
 }
@@ -501,7 +579,7 @@ void grad_output_block(const T* dy, const Geometry& g, const Plan& p, std::size_
         for (std::size_t k = 0; k < g.kg; ++k)
         {
             split_grad_output(dy + ((n0 + t) * g.k + gi * g.kg + k) * g.ho * g.wo, g, p, buf.grad_phase);
-            grad_output_tiles(buf.grad_phase, p, z + k * tiles + t * p.tiles(), xs, buf.tmp);
+            grad_output_tiles(buf.grad_phase, p.tiles(), z + k * tiles + t * p.tiles(), xs);
         }
     }
 }
@@ -555,7 +633,7 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* sav
                   for (std::size_t k = 0; k < g.kg; ++k)
                   {
                       const std::size_t ko = gi * g.kg + k;
-                      output_tiles(buf.second + k * tiles + t * p.tiles(), matrix_stride(g.kg, tiles), p, g,
+                      output_plane(buf.second + k * tiles + t * p.tiles(), matrix_stride(g.kg, tiles), p, g,
                                    b != nullptr ? b[ko] : T(0), y + ((n0 + t) * g.k + ko) * g.ho * g.wo,
                                    buf.tmp);
                   }
