@@ -224,7 +224,31 @@ void Node<T>::accumulate(xt::xarray<T>&& g)
     }
     else
     {
+        own_grad();
         add_into(*grad_out_, g);
+    }
+}
+
+template <class T>
+void Node<T>::borrow(const xt::xarray<T>& g)
+{
+    if (has_grad_)
+    {
+        own_grad();
+        add_into(*grad_out_, g);
+        return;
+    }
+    borrowed_ = &g;
+    has_grad_ = true;
+}
+
+template <class T>
+void Node<T>::own_grad()
+{
+    if (borrowed_ != nullptr)
+    {
+        grad_out_.emplace(*borrowed_);
+        borrowed_ = nullptr;
     }
 }
 

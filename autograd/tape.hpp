@@ -194,9 +194,13 @@ class Node : public NodeBase
 
     /// Adds `g` into the output-gradient slot (moves when the slot is empty).
     void accumulate(xt::xarray<T>&& g);
+    /// Makes `g` the output gradient without copying it (backward(seed): the caller's seed outlives
+    /// the replay); the first write through take_grad_output() or accumulate() copies it.
+    void borrow(const xt::xarray<T>& g);
     void clear_grad() noexcept override
     {
         grad_out_.reset();
+        borrowed_ = nullptr;
         has_grad_ = false;
     }
 
@@ -234,6 +238,10 @@ class Node : public NodeBase
     std::uint32_t output_version_ = 0;
     /// Empty until a gradient arrives: a default-constructed xarray would allocate one element.
     std::optional<xt::xarray<T>> grad_out_;
+    /// A borrowed output gradient (borrow()), in place of grad_out_ until something writes.
+    const xt::xarray<T>* borrowed_ = nullptr;
+    /// Turns a borrowed output gradient into an owned copy.
+    void own_grad();
 };
 
 /// What a VJP sees: the output gradient, the saved values, and where to send input gradients.
@@ -247,11 +255,19 @@ class BackwardContext
     }
 
     /// dL/d(output), shaped like the output.
-    const xt::xarray<T>& grad_output() const noexcept { return *node_.grad_out_; }
+    const xt::xarray<T>& grad_output() const noexcept
+    {
+        return node_.borrowed_ != nullptr ? *node_.borrowed_ : *node_.grad_out_;
+    }
     /// dL/d(output) as an rvalue, for a VJP that passes it on or overwrites it in place as an input
     /// gradient of the same shape (call it last). Passing the result straight to accumulate() moves
     /// the buffer once; an xarray move is not free (it swaps three small vectors element by element).
-    xt::xarray<T>&& take_grad_output() noexcept { return std::move(*node_.grad_out_); }
+    /// A borrowed seed is copied first.
+    xt::xarray<T>&& take_grad_output()
+    {
+        node_.own_grad();
+        return std::move(*node_.grad_out_);
+    }
     /// Whether input `i` wants a gradient. Skip the work when it does not.
     bool needs_grad(std::size_t i) const noexcept
     {

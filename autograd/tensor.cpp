@@ -194,9 +194,11 @@ void BasicTensor<T>::zero_grad()
 
 namespace
 {
-/// Seeds `impl` with `g` (already checked to have its shape) and replays the tape from it.
+/// Seeds `impl` with `g` (already checked to have its shape), or with `*borrowed` when given
+/// (the caller's seed, not copied unless something writes to it), and replays the tape from it.
 template <class T>
-void run_backward(TensorImpl<T>& impl, xt::xarray<T>&& g, BackwardOptions options)
+void run_backward(TensorImpl<T>& impl, xt::xarray<T>&& g, const xt::xarray<T>* borrowed,
+                  BackwardOptions options)
 {
     const auto& shape = impl.value().shape();
     if (!impl.requires_grad)
@@ -208,6 +210,10 @@ void run_backward(TensorImpl<T>& impl, xt::xarray<T>&& g, BackwardOptions option
     }
     if (impl.is_leaf())
     {
+        if (borrowed != nullptr)
+        {
+            g = *borrowed;
+        }
         if (!impl.grad)
         {
             impl.grad = std::make_shared<TensorImpl<T>>(std::move(g));
@@ -232,7 +238,15 @@ void run_backward(TensorImpl<T>& impl, xt::xarray<T>&& g, BackwardOptions option
           " were already released by an earlier backward (trying to backward through the graph a second "
           "time). Pass {.retain_graph = true} to the earlier backward to keep them."));
     }
-    static_cast<Node<T>*>(impl.grad_fn)->accumulate(std::move(g));
+    auto* root = static_cast<Node<T>*>(impl.grad_fn);
+    if (borrowed != nullptr)
+    {
+        root->borrow(*borrowed);
+    }
+    else
+    {
+        root->accumulate(std::move(g));
+    }
     tape.replay(impl.grad_fn_seq, options.retain_graph);
 }
 } // namespace
@@ -252,7 +266,7 @@ void BasicTensor<T>::backward(BackwardOptions options) const
     }
     xt::xarray<T> seed = xt::xarray<T>::from_shape(v.shape());
     seed.data()[0] = T(1);
-    run_backward(impl, std::move(seed), options);
+    run_backward<T>(impl, std::move(seed), nullptr, options);
 }
 
 template <class T>
@@ -267,7 +281,7 @@ void BasicTensor<T>::backward(const BasicTensor<T>& seed, BackwardOptions option
                                      " but the tensor has shape ", shape_str(shape),
                                      "; a seed must have exactly the tensor's shape"));
     }
-    run_backward(impl, xt::xarray<T>(seed.value()), options);
+    run_backward<T>(impl, xt::xarray<T>(), &seed.value(), options);
 }
 
 namespace

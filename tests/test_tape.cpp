@@ -351,3 +351,41 @@ TEST_CASE("tensor: set_requires_grad only on leaves", "[tensor]")
     (c * c).backward();
     REQUIRE(c.grad().item() == Approx(2.0));
 }
+
+TEST_CASE("tape: backward(seed) reads the seed without copying it and never writes to it", "[tape]")
+{
+    // The seed becomes the root's output gradient by reference; a VJP that would overwrite its
+    // output gradient in place (relu, mul) gets a copy first.
+    const xt::xarray<double> seed_values = {{1.0, -2.0, 3.0}, {-4.0, 5.0, -6.0}};
+    SECTION("an in-place VJP at the root, run twice with retain_graph")
+    {
+        auto x = tg::from_vector<double>({-1, 2, -3, 4, -5, 6}, {2, 3}, true);
+        const tg::Tensor64 seed(seed_values);
+        auto y = tg::relu(x) * 2.0;
+        y.backward(seed, {.retain_graph = true});
+        y.backward(seed);
+        CHECK(seed.value() == seed_values);
+        const xt::xarray<double> want = {{0.0, -8.0, 0.0}, {-16.0, 0.0, -24.0}}; // 2 * 2 * seed * (x > 0)
+        CHECK(x.grad().value() == want);
+    }
+    SECTION("the seed is the output itself")
+    {
+        auto x = tg::from_vector<double>({0.5, -1, 2}, {3}, true);
+        auto y = tg::exp(x);
+        const xt::xarray<double> before = y.value();
+        y.backward(y); // dL/dx = y * exp(x) = exp(2x)
+        CHECK(y.value() == before);
+        for (std::size_t i = 0; i < 3; ++i)
+        {
+            CHECK(x.grad().value()(i) == Approx(std::exp(2.0 * x.value()(i))));
+        }
+    }
+    SECTION("a leaf seeded directly gets its own copy")
+    {
+        auto x = tg::Tensor64(seed_values, true);
+        const tg::Tensor64 seed(seed_values);
+        x.backward(seed);
+        x.grad().mutable_value() *= 3.0;
+        CHECK(seed.value() == seed_values);
+    }
+}
