@@ -523,7 +523,7 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
     }
     // The one Winograd pass for dX and dW reuses the forward's transformed input.
     std::shared_ptr<T[]> saved_v;
-    if (detail::conv::winograd::fused_backward<T>(g) && GradMode::is_enabled() && x.requires_grad() &&
+    if (detail::conv::winograd::fused_backward(g) && GradMode::is_enabled() && x.requires_grad() &&
         w.requires_grad())
     {
         saved_v.reset(new T[detail::conv::winograd::saved_input_size(g)]);
@@ -553,7 +553,7 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
               db = xt::xarray<T>::from_shape({g.k});
           }
           // Winograd: dX, dW and db from one pass over dY (the formulas below, by F(2x2, 3x3))
-          if (detail::conv::winograd::fused_backward<T>(g) && ctx.needs_grad(0) && ctx.needs_grad(1))
+          if (detail::conv::winograd::fused_backward(g) && ctx.needs_grad(0) && ctx.needs_grad(1))
           {
               auto dx = xt::xarray<T>::from_shape(x_shape(g));
               auto dw = xt::xarray<T>::from_shape(w_shape(g));

@@ -39,7 +39,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <type_traits>
 #include <vector>
 
 namespace tapegrad::detail::conv::winograd
@@ -62,13 +61,14 @@ inline bool preferred(const Geometry& g)
 }
 
 /// Whether a backward pass that needs both dX and dW takes them from one Winograd pass
-/// (backward()), sharing the transform of dY: when Winograd was asked for, or was chosen for dX
-/// and gemm_nt's AVX-512 kernel makes the dW products cheap. On S2 (N 64, 32 -> 64 channels,
-/// 14x14) fwd+bwd went from 6.1 to 5.5 ms at 2 threads, with dW by im2col + GEMM before.
-template <class T>
-bool fused_backward(const Geometry& g)
+/// (backward()): whenever Winograd runs the forward pass and dX. It shares the transform of dY
+/// and reuses the forward's transformed input, so dW costs little more than its 16 products. On
+/// S2 (N 64, 32 -> 64 channels, 14x14) at 2 threads, fwd+bwd took 5.5-5.7 ms with dW by im2col
+/// + GEMM, 4.9-5.1 ms from the one pass with BLAS for the dW products, and 4.5-4.7 ms with
+/// gemm_nt's AVX-512 kernel.
+inline bool fused_backward(const Geometry& g)
 {
-    return g.winograd && (g.winograd_weight || (std::is_same_v<T, float> && gemm_nt_avx512_enabled()));
+    return g.winograd;
 }
 
 /// Distance between the 16 tile matrices of `rows` x `tiles`: 16 elements more than they need,
