@@ -6,7 +6,12 @@
 
 #include <tapegrad/ops/conv2d_kernels.hpp>
 
+#include <algorithm>
 #include <cstddef>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace tapegrad::detail::conv::winograd
 {
@@ -133,6 +138,65 @@ void interleave(const T* even, const T* odd, std::size_t first, T bias, T* dst, 
     scatter_even(first == 0 ? even : odd, bias, dst, (n + 1) / 2);
     scatter_even(first == 0 ? odd : even + 1, bias, dst + 1, n / 2);
 }
+
+#if defined(__AVX2__)
+/// Lanes [0, count) of an AVX2 mask (count may exceed 8).
+inline __m256i lanes_below(std::size_t count)
+{
+    const auto c = static_cast<int>(std::min<std::size_t>(count, 8));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// The float deinterleave, eight pairs per step: rows are only 7-28 wide here, too short for
+/// gcc's vectoriser. Loads and stores are masked at the row's ends, never past them.
+inline void deinterleave(const float* src, std::size_t n, std::size_t first, float* even, float* odd)
+{
+    float* to0 = first == 0 ? even : odd;     // src[0], src[2], ...
+    float* to1 = first == 0 ? odd : even + 1; // src[1], src[3], ...
+    const std::size_t n0 = (n + 1) / 2, n1 = n / 2;
+    for (std::size_t k = 0; k < n0; k += 8)
+    {
+        const std::size_t j = 2 * k, left = n - j;
+        const __m256 a = _mm256_maskload_ps(src + j, lanes_below(left));
+        const __m256 b =
+          left > 8 ? _mm256_maskload_ps(src + j + 8, lanes_below(left - 8)) : _mm256_setzero_ps();
+        // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 b0 b2 b4 b6], and the same for the odd ones
+        const __m256 ev = _mm256_castpd_ps(
+          _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+        const __m256 od = _mm256_castpd_ps(
+          _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8));
+        _mm256_maskstore_ps(to0 + k, lanes_below(n0 - k), ev);
+        if (n1 > k)
+        {
+            _mm256_maskstore_ps(to1 + k, lanes_below(n1 - k), od);
+        }
+    }
+}
+
+/// The float interleave (the inverse of deinterleave, plus a bias), eight pairs per step.
+inline void interleave(const float* even, const float* odd, std::size_t first, float bias, float* dst,
+                       std::size_t n)
+{
+    const float* from0 = first == 0 ? even : odd;     // dst[0], dst[2], ...
+    const float* from1 = first == 0 ? odd : even + 1; // dst[1], dst[3], ...
+    const std::size_t n0 = (n + 1) / 2, n1 = n / 2;
+    const __m256 add = _mm256_set1_ps(bias);
+    for (std::size_t k = 0; k < n0; k += 8)
+    {
+        const __m256 e = _mm256_add_ps(_mm256_maskload_ps(from0 + k, lanes_below(n0 - k)), add);
+        const __m256 o = n1 > k ? _mm256_add_ps(_mm256_maskload_ps(from1 + k, lanes_below(n1 - k)), add)
+                                : _mm256_setzero_ps();
+        const __m256 lo = _mm256_unpacklo_ps(e, o); // [e0 o0 e1 o1 | e4 o4 e5 o5]
+        const __m256 hi = _mm256_unpackhi_ps(e, o); // [e2 o2 e3 o3 | e6 o6 e7 o7]
+        const std::size_t j = 2 * k, left = n - j;
+        _mm256_maskstore_ps(dst + j, lanes_below(left), _mm256_permute2f128_ps(lo, hi, 0x20));
+        if (left > 8)
+        {
+            _mm256_maskstore_ps(dst + j + 8, lanes_below(left - 8), _mm256_permute2f128_ps(lo, hi, 0x31));
+        }
+    }
+}
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Transforms of one plane
