@@ -29,8 +29,12 @@ struct ConvShape
     const char* id;
     std::size_t n, c, k, h, w, kernel;
     std::int64_t stride, padding;
+    tg::Conv2dAlgorithm algorithm = tg::Conv2dAlgorithm::automatic;
 
-    tg::Conv2dOptions options() const { return {.stride = stride, .padding = padding}; }
+    tg::Conv2dOptions options() const
+    {
+        return {.stride = stride, .padding = padding, .algorithm = algorithm};
+    }
     std::size_t ho() const
     {
         return static_cast<std::size_t>(tg::conv2d_output_size(h, kernel, stride, padding));
@@ -46,6 +50,11 @@ const ConvShape S1{"S1", 64, 1, 32, 28, 28, 3, 1, 1};
 const ConvShape S2{"S2", 64, 32, 64, 14, 14, 3, 1, 1};
 const ConvShape S3{"S3", 32, 3, 6, 32, 32, 5, 1, 0};
 const ConvShape S4{"S4", 16, 64, 128, 16, 16, 3, 2, 1};
+// S2 and S4 on each route, to compare the two algorithms in one run.
+const ConvShape S2_gemm{"S2", 64, 32, 64, 14, 14, 3, 1, 1, tg::Conv2dAlgorithm::gemm};
+const ConvShape S2_winograd{"S2", 64, 32, 64, 14, 14, 3, 1, 1, tg::Conv2dAlgorithm::winograd};
+const ConvShape S4_gemm{"S4", 16, 64, 128, 16, 16, 3, 2, 1, tg::Conv2dAlgorithm::gemm};
+const ConvShape S4_winograd{"S4", 16, 64, 128, 16, 16, 3, 2, 1, tg::Conv2dAlgorithm::winograd};
 
 /// Inputs as in the peer benchmark: x, dy uniform in [-1, 1), w and b in [-0.1, 0.1).
 struct Inputs
@@ -160,6 +169,10 @@ BENCHMARK_CAPTURE(conv2d_fwd_bwd, S1_N64_1to32_28x28_k3p1, S1)->Apply(threads_1_
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S2_N64_32to64_14x14_k3p1, S2)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S3_N32_3to6_32x32_k5p0, S3)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S4_N16_64to128_16x16_k3s2p1, S4)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_fwd_bwd, S2_gemm, S2_gemm)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_fwd_bwd, S2_winograd, S2_winograd)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_fwd_bwd, S4_gemm, S4_gemm)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_fwd_bwd, S4_winograd, S4_winograd)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd, S2, S2)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_bwd_input, S2, S2)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_bwd_weight, S2, S2)->Apply(threads_1_2);
@@ -167,3 +180,6 @@ BENCHMARK_CAPTURE(conv2d_bwd_bias, S2, S2)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd, S4, S4)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_bwd_input, S4, S4)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_bwd_weight, S4, S4)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_fwd, S4_gemm, S4_gemm)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_bwd_input, S4_gemm, S4_gemm)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_bwd_weight, S4_gemm, S4_gemm)->Apply(threads_1_2);

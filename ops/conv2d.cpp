@@ -1,7 +1,7 @@
 #include <tapegrad/autograd/tape.hpp>
 #include <tapegrad/ops/conv2d.hpp>
 #include <tapegrad/ops/conv2d_kernels.hpp>
-#include <tapegrad/ops/conv2d_winograd.hpp>
+#include <tapegrad/ops/conv2d_winograd_route.hpp>
 
 #include <algorithm>
 #include <memory>
@@ -108,16 +108,16 @@ Geometry make_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o)
     switch (o.algorithm)
     {
         case Conv2dAlgorithm::automatic:
-            g.winograd = detail::conv::winograd::preferred(g);
+            g.winograd = detail::conv::winograd_route::preferred(g);
             break;
         case Conv2dAlgorithm::gemm:
             break;
         case Conv2dAlgorithm::winograd:
-            if (!detail::conv::winograd::applies(g))
+            if (!detail::conv::winograd_route::applies(g))
             {
                 throw ValueError(
-                  detail::cat("tg::conv2d: algorithm winograd (F(2x2, 3x3)) needs a 3x3 kernel, "
-                              "stride 1 and dilation 1, got kernel ",
+                  detail::cat("tg::conv2d: algorithm winograd needs a 3x3 kernel, dilation 1 and "
+                              "stride 1 (F(2x2, 3x3)) or 2 on both axes, got kernel ",
                               g.kh, "x", g.kw, ", stride (", g.sh, ", ", g.sw, "), dilation (", g.dh, ", ",
                               g.dw, ") for x ", shape_str(xs), ", w ", shape_str(ws)));
             }
@@ -158,7 +158,7 @@ void forward_kernel(const T* x, const T* w, const T* b, const Geometry& g, T* y,
 {
     if (g.winograd)
     {
-        detail::conv::winograd::forward(x, w, b, g, y, saved_v);
+        detail::conv::winograd_route::forward(x, w, b, g, y, saved_v);
         return;
     }
     const std::size_t rows = g.rows(), cols = g.cols();
@@ -236,8 +236,8 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
 {
     if (g.winograd_weight)
     {
-        detail::conv::winograd::backward(dy, x, static_cast<const T*>(nullptr), g, static_cast<T*>(nullptr),
-                                         dw);
+        detail::conv::winograd_route::backward(dy, x, static_cast<const T*>(nullptr), g,
+                                               static_cast<T*>(nullptr), dw);
         if (db != nullptr)
         {
             backward_bias_kernel(dy, g.n, g.k, g.cols(), db);
@@ -321,8 +321,8 @@ void backward_input_kernel(const T* dy, const T* w, const Geometry& g, T* dx)
 {
     if (g.winograd)
     {
-        detail::conv::winograd::backward(dy, static_cast<const T*>(nullptr), w, g, dx,
-                                         static_cast<T*>(nullptr));
+        detail::conv::winograd_route::backward(dy, static_cast<const T*>(nullptr), w, g, dx,
+                                               static_cast<T*>(nullptr));
         return;
     }
     using namespace detail::conv;
@@ -524,9 +524,9 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
     // The one Winograd pass for dX and dW reuses the forward's transformed input.
     std::shared_ptr<T[]> saved_v;
     if (detail::conv::winograd::fused_backward(g) && GradMode::is_enabled() && x.requires_grad() &&
-        w.requires_grad())
+        w.requires_grad() && detail::conv::winograd_route::saved_input_size(g) > 0)
     {
-        saved_v.reset(new T[detail::conv::winograd::saved_input_size(g)]);
+        saved_v.reset(new T[detail::conv::winograd_route::saved_input_size(g)]);
     }
     auto y = xt::xarray<T>::from_shape(y_shape(g));
     forward_kernel(vx.data(), vw.data(), b.defined() ? b.value().data() : nullptr, g, y.data(),
@@ -541,57 +541,57 @@ BasicTensor<T> conv2d(const BasicTensor<T>& x, const BasicTensor<T>& w, const Ba
     {
         saves.input_mask |= 2u; // dX reads w
     }
-    return record<T>(
-      "conv2d", std::move(y), {x, w, b}, saves,
-      [g, saved_v](BackwardContext<T>& ctx)
-      {
-          const auto& dy = ctx.grad_output();
-          // dL/db[k] = sum over n, i, j of dY[n, k, i, j]
-          xt::xarray<T> db;
-          if (ctx.needs_grad(2))
-          {
-              db = xt::xarray<T>::from_shape({g.k});
-          }
-          // Winograd: dX, dW and db from one pass over dY (the formulas below, by F(2x2, 3x3))
-          if (detail::conv::winograd::fused_backward(g) && ctx.needs_grad(0) && ctx.needs_grad(1))
-          {
-              auto dx = xt::xarray<T>::from_shape(x_shape(g));
-              auto dw = xt::xarray<T>::from_shape(w_shape(g));
-              detail::conv::winograd::backward(dy.data(), ctx.input(0).data(), ctx.input(1).data(), g,
-                                               dx.data(), dw.data(), static_cast<const T*>(saved_v.get()),
-                                               ctx.needs_grad(2) ? db.data() : nullptr);
-              if (ctx.needs_grad(2))
-              {
-                  ctx.accumulate(2, std::move(db));
-              }
-              ctx.accumulate(1, std::move(dw));
-              ctx.accumulate(0, std::move(dx));
-              return;
-          }
-          // dL/dW = X correlated with dY (db summed in the same pass over dY)
-          if (ctx.needs_grad(1))
-          {
-              auto dw = xt::xarray<T>::from_shape(w_shape(g));
-              backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data(),
-                                     ctx.needs_grad(2) ? db.data() : nullptr);
-              ctx.accumulate(1, std::move(dw));
-          }
-          else if (ctx.needs_grad(2))
-          {
-              backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
-          }
-          if (ctx.needs_grad(2))
-          {
-              ctx.accumulate(2, std::move(db));
-          }
-          // dL/dX = full convolution of dY (dilated by the stride) with rot180(W)
-          if (ctx.needs_grad(0))
-          {
-              auto dx = xt::xarray<T>::from_shape(x_shape(g));
-              backward_input_kernel(dy.data(), ctx.input(1).data(), g, dx.data());
-              ctx.accumulate(0, std::move(dx));
-          }
-      });
+    return record<T>("conv2d", std::move(y), {x, w, b}, saves,
+                     [g, saved_v](BackwardContext<T>& ctx)
+                     {
+                         const auto& dy = ctx.grad_output();
+                         // dL/db[k] = sum over n, i, j of dY[n, k, i, j]
+                         xt::xarray<T> db;
+                         if (ctx.needs_grad(2))
+                         {
+                             db = xt::xarray<T>::from_shape({g.k});
+                         }
+                         // Winograd: dX, dW and db from one pass over dY (the formulas below, by F(2x2, 3x3))
+                         if (detail::conv::winograd::fused_backward(g) && ctx.needs_grad(0) &&
+                             ctx.needs_grad(1))
+                         {
+                             auto dx = xt::xarray<T>::from_shape(x_shape(g));
+                             auto dw = xt::xarray<T>::from_shape(w_shape(g));
+                             detail::conv::winograd_route::backward(
+                               dy.data(), ctx.input(0).data(), ctx.input(1).data(), g, dx.data(), dw.data(),
+                               static_cast<const T*>(saved_v.get()), ctx.needs_grad(2) ? db.data() : nullptr);
+                             if (ctx.needs_grad(2))
+                             {
+                                 ctx.accumulate(2, std::move(db));
+                             }
+                             ctx.accumulate(1, std::move(dw));
+                             ctx.accumulate(0, std::move(dx));
+                             return;
+                         }
+                         // dL/dW = X correlated with dY (db summed in the same pass over dY)
+                         if (ctx.needs_grad(1))
+                         {
+                             auto dw = xt::xarray<T>::from_shape(w_shape(g));
+                             backward_weight_kernel(dy.data(), ctx.input(0).data(), g, dw.data(),
+                                                    ctx.needs_grad(2) ? db.data() : nullptr);
+                             ctx.accumulate(1, std::move(dw));
+                         }
+                         else if (ctx.needs_grad(2))
+                         {
+                             backward_bias_kernel(dy.data(), g.n, g.k, g.cols(), db.data());
+                         }
+                         if (ctx.needs_grad(2))
+                         {
+                             ctx.accumulate(2, std::move(db));
+                         }
+                         // dL/dX = full convolution of dY (dilated by the stride) with rot180(W)
+                         if (ctx.needs_grad(0))
+                         {
+                             auto dx = xt::xarray<T>::from_shape(x_shape(g));
+                             backward_input_kernel(dy.data(), ctx.input(1).data(), g, dx.data());
+                             ctx.accumulate(0, std::move(dx));
+                         }
+                     });
 }
 
 #define TAPEGRAD_INSTANTIATE(T)                                                                              \

@@ -12,13 +12,16 @@ namespace tapegrad
 enum class Conv2dAlgorithm
 {
     /// winograd for the forward pass and dX where it applies and the layer has at least 16 input
-    /// and 16 output channels per group (dW then stays on gemm, measured faster); gemm otherwise.
+    /// and 16 output channels per group (dW too when the tape needs dX and dW together, from the
+    /// same pass); gemm otherwise.
     automatic,
     /// im2col plus one GEMM per image (or a direct loop for very few input channels).
     gemm,
-    /// Winograd's F(2x2, 3x3) for all three products: 16 multiplications per 2x2 output tile and
-    /// channel pair instead of 36. Only for 3x3 kernels with stride 1 and dilation 1; asking for
-    /// it elsewhere throws.
+    /// Minimal filtering for all three products, for 3x3 kernels with dilation 1: at stride 1
+    /// Winograd's F(2x2, 3x3), 16 multiplications per 2x2 output tile and channel pair instead
+    /// of 36; at stride 2 (both axes) an algorithm with 25 instead of 36 and no rounding in its
+    /// transforms (never chosen by automatic: slower than gemm at 2 threads where measured).
+    /// Asking for it elsewhere throws.
     winograd
 };
 

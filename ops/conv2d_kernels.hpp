@@ -116,8 +116,10 @@ void checked_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k,
 // ---------------------------------------------------------------------------------------------
 // Scratch memory and small loops
 
-/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks).
-template <class T>
+/// A per-thread buffer of at least `size` elements, reused across calls (never shrinks). Each
+/// `Slot` is a buffer of its own: slot 0 holds a thread's buffers inside a parallel loop, the
+/// others what the calling thread prepares before it (so the two never overlap).
+template <class T, int Slot = 0>
 T* scratch(std::size_t size)
 {
     thread_local std::unique_ptr<T[]> buffer;
