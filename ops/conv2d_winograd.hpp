@@ -259,8 +259,8 @@ template <class T>
 void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* saved_v = nullptr)
 {
     const Plan p(g);
-    std::vector<T> u(g.groups * 16 * g.kg * g.cg);
-    transform_weights(w, g, u.data());
+    T* u = scratch<T, 1>(g.groups * 16 * g.kg * g.cg);
+    transform_weights(w, g, u);
     const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
     const std::size_t vbs = v_block_size(g, p);
     for_each_index(
@@ -274,7 +274,7 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* sav
               input_block(x, g, p, n0, nt, gi, buf, v);
               for (std::size_t xi = 0; xi < 16; ++xi)
               {
-                  checked_gemm(false, false, g.kg, tiles, g.cg, u.data() + (gi * 16 + xi) * g.kg * g.cg, g.cg,
+                  checked_gemm(false, false, g.kg, tiles, g.cg, u + (gi * 16 + xi) * g.kg * g.cg, g.cg,
                                v + xi * matrix_stride(g.cg, tiles), tiles, T(0),
                                buf.second + xi * matrix_stride(g.kg, tiles), tiles);
               }
@@ -307,10 +307,10 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
               const T* saved_v = nullptr, T* db = nullptr)
 {
     const Plan p(g);
-    std::vector<T> u(dx != nullptr ? g.groups * 16 * g.kg * g.cg : 0);
+    T* u = dx != nullptr ? scratch<T, 1>(g.groups * 16 * g.kg * g.cg) : nullptr;
     if (dx != nullptr)
     {
-        transform_weights(w, g, u.data());
+        transform_weights(w, g, u);
     }
     const std::size_t block = images_per_block(g, p), blocks = (g.n + block - 1) / block;
     const std::size_t vbs = v_block_size(g, p), size = g.groups * 16 * g.kg * g.cg;
@@ -318,7 +318,13 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     const bool sums = dw != nullptr || db != nullptr; // over the batch, in fixed chunks
     const std::size_t chunks =
       !sums ? blocks : (parallel_batch(g) ? std::clamp<std::size_t>(blocks, 1, 4) : 1);
-    std::vector<T> partial(sums ? chunks * stride : 0, T(0));
+    // the calling thread's own buffers (scratch slots 1 and 2), reused from call to call: fresh
+    // vectors cost page faults on every step
+    T* partial = sums ? scratch<T, 2>(chunks * stride) : nullptr;
+    if (sums)
+    {
+        std::fill(partial, partial + chunks * stride, T(0));
+    }
     for_each_index(
       parallel_batch(g) && chunks > 1, chunks,
       [&] { return Buffers<T>(p, block, g.kg, g.cg, dw != nullptr ? block * p.tiles() * g.cg : 0); },
@@ -330,7 +336,7 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
               const std::size_t zs = matrix_stride(g.kg, tiles), cs = matrix_stride(g.cg, tiles);
               for (std::size_t t = 0; db != nullptr && t < nt; ++t)
               {
-                  T* acc = partial.data() + chunk * stride + size;
+                  T* acc = partial + chunk * stride + size;
                   for (std::size_t k = 0; k < g.k; ++k)
                   {
                       acc[k] += sum_row(dy + ((n0 + t) * g.k + k) * g.ho * g.wo, g.ho * g.wo);
@@ -341,8 +347,8 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                   grad_output_block(dy, g, p, n0, nt, gi, buf, buf.first);
                   for (std::size_t xi = 0; dx != nullptr && xi < 16; ++xi)
                   {
-                      checked_gemm(true, false, g.cg, tiles, g.kg, u.data() + (gi * 16 + xi) * g.kg * g.cg,
-                                   g.cg, buf.first + xi * zs, tiles, T(0), buf.second + xi * cs, tiles);
+                      checked_gemm(true, false, g.cg, tiles, g.kg, u + (gi * 16 + xi) * g.kg * g.cg, g.cg,
+                                   buf.first + xi * zs, tiles, T(0), buf.second + xi * cs, tiles);
                   }
                   for (std::size_t t = 0; dx != nullptr && t < nt; ++t)
                   {
@@ -363,7 +369,7 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                       {
                           input_block(x, g, p, n0, nt, gi, buf, buf.second);
                       }
-                      T* acc = partial.data() + chunk * stride + gi * 16 * g.kg * g.cg;
+                      T* acc = partial + chunk * stride + gi * 16 * g.kg * g.cg;
                       for (std::size_t xi = 0; xi < 16; ++xi)
                       {
                           gemm_nt(g.kg, g.cg, tiles, buf.first + xi * zs, tiles, v + xi * cs, tiles,
@@ -379,7 +385,7 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     }
     for (std::size_t chunk = 1; chunk < chunks; ++chunk)
     {
-        const T* q = partial.data() + chunk * stride;
+        const T* q = partial + chunk * stride;
         for (std::size_t i = 0; i < stride; ++i)
         {
             partial[i] += q[i];
@@ -387,11 +393,11 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     }
     if (dw != nullptr)
     {
-        weight_grad_from_tiles(partial.data(), g, dw);
+        weight_grad_from_tiles(partial, g, dw);
     }
     if (db != nullptr)
     {
-        std::copy(partial.data() + size, partial.data() + stride, db);
+        std::copy(partial + size, partial + stride, db);
     }
 }
 
