@@ -289,14 +289,7 @@ void backward_weight_kernel(const T* dy, const T* x, const Geometry& g, T* dw, T
               }
           }
       });
-    for (std::size_t chunk = 1; chunk < chunks; ++chunk)
-    {
-        const T* p = partial.data() + chunk * stride;
-        for (std::size_t i = 0; i < stride; ++i)
-        {
-            partial[i] += p[i];
-        }
-    }
+    detail::conv::add_chunks(partial.data(), chunks, stride);
     for (std::size_t gi = 0; gi < g.groups; ++gi)
     {
         const T* src = partial.data() + gi * g.kg * rows;

@@ -132,6 +132,21 @@ T* scratch(std::size_t size)
     return buffer.get();
 }
 
+/// partial[0, stride) += each of the chunks - 1 blocks of `stride` elements after it, in order:
+/// the fixed-order sum of per-chunk partial results that makes dW independent of the threads.
+template <class T>
+void add_chunks(T* partial, std::size_t chunks, std::size_t stride)
+{
+    for (std::size_t chunk = 1; chunk < chunks; ++chunk)
+    {
+        const T* q = partial + chunk * stride;
+        for (std::size_t i = 0; i < stride; ++i)
+        {
+            partial[i] += q[i];
+        }
+    }
+}
+
 /// Sum of p[0, n) with 8 independent accumulators (so the loop vectorises without reassociating
 /// by itself).
 template <class T>

@@ -383,14 +383,7 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     {
         return;
     }
-    for (std::size_t chunk = 1; chunk < chunks; ++chunk)
-    {
-        const T* q = partial + chunk * stride;
-        for (std::size_t i = 0; i < stride; ++i)
-        {
-            partial[i] += q[i];
-        }
-    }
+    add_chunks(partial, chunks, stride);
     if (dw != nullptr)
     {
         weight_grad_from_tiles(partial, g, dw);

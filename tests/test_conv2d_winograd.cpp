@@ -12,6 +12,8 @@
 
 namespace tg = tapegrad;
 using tg::test::distinct;
+using tg::test::relative_gap;
+using tg::test::same_bits;
 using tg::test::small_ints;
 
 namespace
@@ -20,25 +22,6 @@ namespace
 constexpr auto gemm = tg::Conv2dAlgorithm::gemm;
 constexpr auto winograd = tg::Conv2dAlgorithm::winograd;
 constexpr auto automatic = tg::Conv2dAlgorithm::automatic;
-
-template <class T>
-bool same_bits(const xt::xarray<T>& a, const xt::xarray<T>& b)
-{
-    return a.shape() == b.shape() && std::equal(a.begin(), a.end(), b.begin());
-}
-
-/// max |a - b| / max(1, max |b|).
-template <class T>
-double relative_gap(const xt::xarray<T>& a, const xt::xarray<T>& b)
-{
-    double gap = 0, scale = 1;
-    for (std::size_t i = 0; i < a.size(); ++i)
-    {
-        gap = std::max(gap, std::abs(static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i])));
-        scale = std::max(scale, std::abs(static_cast<double>(b.data()[i])));
-    }
-    return gap / scale;
-}
 
 tg::Conv2dOptions with(tg::Conv2dOptions o, tg::Conv2dAlgorithm algorithm)
 {

@@ -5,6 +5,8 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace tapegrad::test
@@ -90,4 +92,24 @@ inline void gradcheck_ok(const GradcheckFunction& f, const std::vector<Tensor64>
 {
     REQUIRE_GRADCHECK(f, inputs);
 }
+/// Same shape and the same values bit for bit.
+template <class T>
+bool same_bits(const xt::xarray<T>& a, const xt::xarray<T>& b)
+{
+    return a.shape() == b.shape() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+/// max |a - b| / max(1, max |b|), for arrays of one shape.
+template <class T>
+double relative_gap(const xt::xarray<T>& a, const xt::xarray<T>& b)
+{
+    double gap = 0, scale = 1;
+    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    {
+        gap = std::max(gap, std::abs(static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i])));
+        scale = std::max(scale, std::abs(static_cast<double>(b.data()[i])));
+    }
+    return a.shape() == b.shape() ? gap / scale : std::numeric_limits<double>::infinity();
+}
+
 } // namespace tapegrad::test
