@@ -52,7 +52,7 @@ if [ "$DO_BUILD" = 1 ]; then
         -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_TOOLS=OFF >/dev/null
 fi
 HAVE_TORCH=0
-targets="peer_tapegrad peer_report"
+targets="peer_tapegrad peer_report fma_peak"
 target_list=$(cmake --build "$BUILD" --target help)
 if grep -qw peer_torch <<<"$target_list"; then
     HAVE_TORCH=1
@@ -85,6 +85,16 @@ fi
 if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then
     export OPENBLAS_CORETYPE=SkylakeX
 fi
+
+# The machine's own FP32 FMA peak per thread, for the "% of peak" column: the best of three runs of
+# an FMA loop on all the threads the comparison uses.
+max_threads=$(tr ' ' '\n' <<<"$THREADS" | sort -n | tail -1)
+peak=0
+for _ in 1 2 3; do
+    p=$("$BUILD/benchmarks/fma_peak" "$max_threads")
+    peak=$(awk -v a="$peak" -v b="$p" 'BEGIN { print (b > a ? b : a) }')
+done
+echo "FMA peak on this machine: $peak GFLOP/s per thread (fma_peak, $max_threads threads)"
 
 RESULTS="$BUILD/peer-results"
 mkdir -p "$RESULTS"
@@ -121,7 +131,7 @@ if [ "$EPOCH" = 1 ]; then
 fi
 
 load_after=$(cut -d' ' -f1 /proc/loadavg)
-report_args=(--tapegrad "$TG_JSON" --out "$OUT"
+report_args=(--tapegrad "$TG_JSON" --out "$OUT" --peak-gflops-per-thread "$peak"
     --meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     --meta "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     --meta "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"

@@ -3,7 +3,8 @@
 // compare.sh) are merged: the median of their medians, the minimum of their minima, the maximum
 // of their maxima.
 //
-//     peer_report --tapegrad tg.jsonl [--libtorch torch.jsonl] [--out results.json] [--meta key=value]...
+//     peer_report --tapegrad tg.jsonl [--libtorch torch.jsonl] [--out results.json]
+//                 [--peak-gflops-per-thread G] [--meta key=value]...
 
 #include <nlohmann/json.hpp>
 
@@ -23,8 +24,9 @@ using nlohmann::json;
 namespace
 {
 
-/// FP32 FMA peak of one core of this machine (shared/research/anchors.md): 485 GFLOP/s on 2.
-constexpr double peak_gflops_per_thread = 242.5;
+/// FP32 FMA peak of one core of anchors.md's machine (485 GFLOP/s on 2), the default when the
+/// run does not say (--peak-gflops-per-thread, which compare.sh measures with fma_peak).
+constexpr double anchors_peak_gflops_per_thread = 242.5;
 /// A row whose slowest round/repetition is this much slower than its fastest is marked noisy.
 constexpr double noisy_ratio = 1.5;
 
@@ -194,6 +196,8 @@ int main(int argc, char** argv)
     {
         std::string tg_path, torch_path, out_path = "benchmarks/results.json";
         json meta = json::object();
+        double peak_gflops_per_thread = anchors_peak_gflops_per_thread;
+        bool peak_measured = false;
         for (int i = 1; i < argc; ++i)
         {
             const std::string opt = argv[i];
@@ -214,6 +218,15 @@ int main(int argc, char** argv)
             {
                 out_path = val;
             }
+            else if (opt == "--peak-gflops-per-thread")
+            {
+                peak_gflops_per_thread = std::stod(val);
+                peak_measured = true;
+                if (!(peak_gflops_per_thread > 0))
+                {
+                    throw std::invalid_argument("--peak-gflops-per-thread must be positive, got " + val);
+                }
+            }
             else if (opt == "--meta")
             {
                 const auto eq = val.find('=');
@@ -227,7 +240,7 @@ int main(int argc, char** argv)
         if (tg_path.empty())
         {
             throw std::invalid_argument("usage: peer_report --tapegrad FILE [--libtorch FILE] [--out FILE] "
-                                        "[--meta key=value]...");
+                                        "[--peak-gflops-per-thread G] [--meta key=value]...");
         }
 
         Side tg, torch;
@@ -404,8 +417,12 @@ int main(int argc, char** argv)
             }
             std::cout << "\n";
         }
-        std::cout << "\nTimes are medians over rounds of medians over repetitions. Peak = 242.5 GFLOP/s per "
-                     "thread (485 on 2).\n";
+        char peak_line[200];
+        std::snprintf(peak_line, sizeof peak_line, "Peak = %.1f GFLOP/s per thread (%s).",
+                      peak_gflops_per_thread,
+                      peak_measured ? "an FMA loop measured on this machine by fma_peak"
+                                    : "shared/research/anchors.md's machine; not measured here");
+        std::cout << "\nTimes are medians over rounds of medians over repetitions. " << peak_line << "\n";
         if (any_noisy)
         {
             std::cout << "* noisy: the slowest repetition was more than " << noisy_ratio
@@ -418,6 +435,7 @@ int main(int argc, char** argv)
 
         json out{{"meta", meta},
                  {"peak_gflops_per_thread", peak_gflops_per_thread},
+                 {"peak_measured", peak_measured},
                  {"libtorch", have_torch},
                  {"rows", out_rows}};
         std::ofstream f(out_path);
