@@ -22,7 +22,12 @@ enum class Conv2dAlgorithm
     /// of 36; at stride 2 (both axes) an algorithm with 25 instead of 36 and no rounding in its
     /// transforms (never chosen by automatic: slower than gemm at 2 threads where measured).
     /// Asking for it elsewhere throws.
-    winograd
+    winograd,
+    /// Winograd's F(4x4, 3x3) for all three products: 36 multiplications per 4x4 output tile and
+    /// channel pair, 2.25 per output against winograd's 4 and a direct sum's 9. Its transforms
+    /// round (coefficients 1/6, 1/24 and up to 8), so float32 results differ from gemm by about
+    /// 1e-5 relative. Only for 3x3 kernels with stride 1 and dilation 1; elsewhere it throws.
+    winograd_4x4
 };
 
 struct Conv2dOptions

@@ -26,6 +26,7 @@ struct Geometry
     std::size_t ho = 0, wo = 0;
     bool winograd = false;        ///< forward and dX run by F(2x2, 3x3) (conv2d_winograd.hpp)
     bool winograd_weight = false; ///< dW too
+    bool winograd_4x4 = false;    ///< by F(4x4, 3x3) (conv2d_winograd_4x4.hpp)
 
     std::size_t rows() const { return cg * kh * kw; }
     std::size_t cols() const { return ho * wo; }

@@ -1,0 +1,177 @@
+// conv2d by Winograd's F(4x4, 3x3) (ops/conv2d_winograd_4x4.hpp on ops/conv2d_minimal.hpp): the
+// same products as im2col + GEMM up to the rounding of its transforms.
+#include "support/support.hpp"
+
+#include <catch2/catch.hpp>
+#include <omp.h>
+#include <tapegrad/tapegrad.hpp>
+
+#include <string>
+#include <vector>
+
+namespace tg = tapegrad;
+using tg::test::distinct;
+using tg::test::relative_gap;
+using tg::test::same_bits;
+using tg::test::small_ints;
+
+namespace
+{
+
+constexpr auto gemm = tg::Conv2dAlgorithm::gemm;
+constexpr auto f4 = tg::Conv2dAlgorithm::winograd_4x4;
+
+tg::Conv2dOptions with(tg::Conv2dOptions o, tg::Conv2dAlgorithm algorithm)
+{
+    o.algorithm = algorithm;
+    return o;
+}
+
+/// y and the three gradients after y.backward(dy) through the tape, on `threads` OpenMP threads.
+template <class T>
+std::vector<xt::xarray<T>> through_tape(const xt::xarray<T>& x, const xt::xarray<T>& w,
+                                        const xt::xarray<T>& b, const xt::xarray<T>& dy,
+                                        const tg::Conv2dOptions& opt, int threads = 0)
+{
+    const int before = omp_get_max_threads();
+    if (threads > 0)
+    {
+        omp_set_num_threads(threads);
+    }
+    tg::BasicTensor<T> tx(x, true), tw(w, true), tb(b, true);
+    auto y = tg::conv2d(tx, tw, tb, opt);
+    y.backward(tg::BasicTensor<T>(dy));
+    omp_set_num_threads(before);
+    return {y.value(), tx.grad().value(), tw.grad().value(), tb.grad().value()};
+}
+
+} // namespace
+
+TEST_CASE("conv2d winograd_4x4: y, dX, dW and db equal the GEMM route to float64 rounding",
+          "[conv2d][winograd_4x4]")
+{
+    // Integer data: the GEMM route is exact, F(4x4, 3x3) off by the rounding of 1/6 and 1/24.
+    tg::Generator gen(51);
+    struct Channels
+    {
+        std::size_t c, k;
+        std::int64_t groups;
+    };
+    const std::vector<Channels> channels = {{1, 1, 1}, {3, 4, 1}, {4, 6, 2}};
+    const std::vector<std::pair<std::size_t, std::size_t>> sizes = {{3, 3}, {4, 5},  {6, 6},
+                                                                    {7, 9}, {10, 4}, {14, 14}};
+    const std::vector<tg::Size2> paddings = {0, 1, 2, {1, 0}, {0, 2}};
+    for (std::size_t n : {1, 3})
+        for (const auto& ch : channels)
+            for (const auto& [h, w] : sizes)
+                for (const auto& padding : paddings)
+                {
+                    const tg::Conv2dOptions opt{.padding = padding, .groups = ch.groups};
+                    const auto cg = ch.c / static_cast<std::size_t>(ch.groups);
+                    INFO("n " << n << " c " << ch.c << " k " << ch.k << " groups " << ch.groups << " " << h
+                              << "x" << w << " padding {" << padding.h << ", " << padding.w << "}");
+                    const auto x = small_ints<double>({n, ch.c, h, w}, gen);
+                    const auto wt = small_ints<double>({ch.k, cg, 3, 3}, gen);
+                    const auto b = small_ints<double>({ch.k}, gen);
+                    const auto y = tg::conv2d_forward<double>(x, wt, &b, with(opt, gemm));
+                    CHECK(relative_gap(tg::conv2d_forward<double>(x, wt, &b, with(opt, f4)), y) < 1e-13);
+
+                    const tg::Shape ys(y.shape().begin(), y.shape().end());
+                    const auto dy = small_ints<double>(ys, gen);
+                    const tg::Shape xs{n, ch.c, h, w}, ws{ch.k, cg, 3, 3};
+                    // dX against the textbook route: dY correlated with rot180(W)
+                    CHECK(relative_gap(tg::conv2d_backward_input<double>(dy, wt, xs, with(opt, f4)),
+                                       tg::conv2d_backward_input_full_conv<double>(dy, wt, xs, opt)) < 1e-13);
+                    CHECK(relative_gap(tg::conv2d_backward_weight<double>(dy, x, ws, with(opt, f4)),
+                                       tg::conv2d_backward_weight<double>(dy, x, ws, with(opt, gemm))) <
+                          1e-13);
+
+                    const auto fast = through_tape<double>(x, wt, b, dy, with(opt, f4));
+                    const auto ref = through_tape<double>(x, wt, b, dy, with(opt, gemm));
+                    for (std::size_t i = 0; i < fast.size(); ++i)
+                    {
+                        INFO("through the tape, output " << i << " (y, dx, dw, db)");
+                        CHECK(relative_gap(fast[i], ref[i]) < 1e-13);
+                    }
+                }
+}
+
+TEST_CASE("conv2d winograd_4x4: gradcheck with paddings, groups, batch and bias", "[conv2d][winograd_4x4]")
+{
+    tg::Generator gen(52);
+    const std::vector<tg::Size2> paddings = {0, 1, {2, 1}};
+    for (std::size_t batch : {1, 2})
+        for (std::int64_t groups : {1, 2})
+            for (const auto& padding : paddings)
+                for (bool bias : {true, false})
+                {
+                    const tg::Conv2dOptions opt{.padding = padding, .groups = groups, .algorithm = f4};
+                    const std::size_t C = groups == 1 ? 3 : 4, K = groups == 1 ? 2 : 4;
+                    std::vector<tg::Tensor64> in{
+                      distinct({batch, C, 7, 6}, gen),
+                      distinct({K, C / static_cast<std::size_t>(groups), 3, 3}, gen)};
+                    if (bias)
+                    {
+                        in.push_back(distinct({K}, gen));
+                    }
+                    INFO("batch " << batch << " groups " << groups << " padding {" << padding.h << ", "
+                                  << padding.w << "} bias " << bias);
+                    REQUIRE_GRADCHECK(
+                      [opt](const std::vector<tg::Tensor64>& v)
+                      { return tg::conv2d(v[0], v[1], v.size() > 2 ? v[2] : tg::Tensor64(), opt); },
+                      in);
+                }
+}
+
+TEST_CASE("conv2d winograd_4x4: the seed 003 worked example", "[conv2d][winograd_4x4]")
+{
+    const auto x = tg::from_vector<double>(
+      {0, 2, -3, 2, -3, -2, -2, -2, -1, -2, -3, -3, 2, -2, 1, -3, -2, 1, -3, 1, 0, -1, 0, 2, -3},
+      {1, 1, 5, 5});
+    const auto w = tg::from_vector<double>({-1, 0, -2, 1, 1, -1, -1, -1, 0}, {1, 1, 3, 3});
+    const auto b = tg::from_vector<double>({-1}, {1});
+    const auto y = tg::conv2d(x, w, b, {.algorithm = f4});
+    const xt::xarray<double> want = {{{{9, -9, 7}, {2, 5, 6}, {-7, 9, -10}}}};
+    CHECK(relative_gap(y.value(), want) < 1e-14);
+}
+
+TEST_CASE("conv2d winograd_4x4: float32 on real data, threads, and where it applies",
+          "[conv2d][winograd_4x4]")
+{
+    tg::Generator gen(53);
+    // The shape of the fashion CNN's second layer (W1 S2) on a batch of 11: blocks of images and
+    // dW chunks that do not divide evenly.
+    const auto x = tg::randn<float>({11, 32, 14, 14}, gen).value();
+    const auto w = tg::randn<float>({64, 32, 3, 3}, gen).value();
+    const auto b = tg::randn<float>({64}, gen).value();
+    const auto dy = tg::randn<float>({11, 64, 14, 14}, gen).value();
+    const tg::Conv2dOptions opt{.padding = 1};
+    const auto fast = through_tape<float>(x, w, b, dy, with(opt, f4), 1);
+    const auto ref = through_tape<float>(x, w, b, dy, with(opt, gemm), 1);
+    const auto two = through_tape<float>(x, w, b, dy, with(opt, f4), 2);
+    for (std::size_t i = 0; i < fast.size(); ++i)
+    {
+        INFO("output " << i << " (y, dx, dw, db)");
+        CHECK(relative_gap(fast[i], ref[i]) < 2e-5);
+        CHECK(same_bits(two[i], fast[i]));
+    }
+
+    auto message = [&](tg::Conv2dOptions o, const tg::Shape& ws)
+    {
+        o.algorithm = f4;
+        try
+        {
+            tg::conv2d(tg::zeros<float>({1, 2, 8, 8}), tg::zeros<float>(ws), {}, o);
+        }
+        catch (const tg::ValueError& e)
+        {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    CHECK_THAT(message({.stride = 2}, {3, 2, 3, 3}), Catch::Contains("winograd_4x4") &&
+                                                       Catch::Contains("stride (2, 2)") &&
+                                                       Catch::Contains("[1, 2, 8, 8]"));
+    CHECK_THAT(message({}, {3, 2, 5, 5}), Catch::Contains("kernel 5x5"));
+    CHECK_THAT(message({.dilation = 2}, {3, 2, 3, 3}), Catch::Contains("dilation (2, 2)"));
+}
