@@ -109,6 +109,7 @@ Geometry make_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o)
     {
         case Conv2dAlgorithm::automatic:
             g.winograd = detail::conv::winograd_route::preferred(g);
+            g.winograd_4x4 = g.winograd && detail::conv::winograd_route::prefer_4x4(g);
             break;
         case Conv2dAlgorithm::gemm:
             break;

@@ -11,9 +11,10 @@ namespace tapegrad
 /// How conv2d computes its three products. All give the same results up to rounding.
 enum class Conv2dAlgorithm
 {
-    /// winograd for the forward pass and dX where it applies and the layer has at least 16 input
-    /// and 16 output channels per group (dW too when the tape needs dX and dW together, from the
-    /// same pass); gemm otherwise.
+    /// Winograd at stride 1 for the forward pass and dX where it applies and the layer has at
+    /// least 16 input and 16 output channels per group (dW too when the tape needs dX and dW
+    /// together, from the same pass): winograd_4x4 when the output is at least 4x4, winograd
+    /// below that; gemm otherwise.
     automatic,
     /// im2col plus one GEMM per image (or a direct loop for very few input channels).
     gemm,

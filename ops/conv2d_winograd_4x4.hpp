@@ -32,7 +32,7 @@ struct Scheme
 {
     static constexpr std::size_t p = 6, m = 4, step = 4;
     /// Images per block: about this many tiles.
-    static constexpr std::size_t block_tiles = 128;
+    static constexpr std::size_t block_tiles = 64;
     static constexpr double bt[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
                                         {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
     static constexpr double g[6][3] = {{1.0 / 4, 0, 0},
