@@ -50,7 +50,8 @@ inline bool applies(const Geometry& g)
     return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
 }
 
-/// The automatic choice for the forward pass and dX: F(2x2, 3x3) where it applies and there are
+/// Whether automatic runs the forward pass and dX by Winograd (F(2x2, 3x3) or, for outputs of
+/// 4x4 and more, F(4x4, 3x3): see conv2d_winograd_route.hpp): where it applies and there are
 /// enough channels for the GEMMs it shrinks to outweigh its transforms (on S1, 1 -> 32 channels,
 /// it was 4x slower than im2col + GEMM; 16 is a cautious threshold, not a measured crossover).
 /// dW alone stays on im2col + GEMM unless Winograd is asked for: transforming dY again just for
