@@ -1,5 +1,5 @@
 // conv2d by Winograd's F(2x2, 3x3) (ops/conv2d_winograd.hpp): the same products as im2col + GEMM.
-#include "support/support.hpp"
+#include "support/conv_support.hpp"
 
 #include <catch2/catch.hpp>
 #include <tapegrad/ops/gemm_nt.hpp>
@@ -15,6 +15,7 @@ using tg::test::distinct;
 using tg::test::relative_gap;
 using tg::test::same_bits;
 using tg::test::small_ints;
+using tg::test::with;
 
 namespace
 {
@@ -24,12 +25,6 @@ constexpr auto winograd = tg::Conv2dAlgorithm::winograd;
 constexpr auto automatic = tg::Conv2dAlgorithm::automatic;
 constexpr auto winograd_4x4 = tg::Conv2dAlgorithm::winograd_4x4;
 
-tg::Conv2dOptions with(tg::Conv2dOptions o, tg::Conv2dAlgorithm algorithm)
-{
-    o.algorithm = algorithm;
-    return o;
-}
-
 /// Turns gemm_nt's AVX-512 kernel on or off for a scope (a no-op on CPUs without AVX-512).
 struct GemmNtKernel
 {
@@ -38,17 +33,6 @@ struct GemmNtKernel
     GemmNtKernel(const GemmNtKernel&) = delete;
     GemmNtKernel& operator=(const GemmNtKernel&) = delete;
 };
-
-/// x, w and b as fresh leaves; returns y's value and the three gradients after y.backward(dy).
-std::vector<xt::xarray<float>> through_tape(const xt::xarray<float>& x, const xt::xarray<float>& w,
-                                            const xt::xarray<float>& b, const xt::xarray<float>& dy,
-                                            const tg::Conv2dOptions& opt)
-{
-    tg::Tensor tx(x, true), tw(w, true), tb(b, true);
-    auto y = tg::conv2d(tx, tw, tb, opt);
-    y.backward(tg::Tensor(dy));
-    return {y.value(), tx.grad().value(), tw.grad().value(), tb.grad().value()};
-}
 
 } // namespace
 
@@ -97,28 +81,7 @@ TEMPLATE_TEST_CASE("conv2d winograd: forward, dX and dW equal the GEMM route bit
 TEST_CASE("conv2d winograd: gradcheck with paddings, groups, batch and bias", "[conv2d][winograd]")
 {
     tg::Generator gen(32);
-    const std::vector<tg::Size2> paddings = {0, 1, {2, 1}};
-    for (std::size_t batch : {1, 2})
-        for (std::int64_t groups : {1, 2})
-            for (const auto& padding : paddings)
-                for (bool bias : {true, false})
-                {
-                    const tg::Conv2dOptions opt{.padding = padding, .groups = groups, .algorithm = winograd};
-                    const std::size_t C = groups == 1 ? 3 : 4, K = groups == 1 ? 2 : 4;
-                    std::vector<tg::Tensor64> in{
-                      distinct({batch, C, 5, 4}, gen),
-                      distinct({K, C / static_cast<std::size_t>(groups), 3, 3}, gen)};
-                    if (bias)
-                    {
-                        in.push_back(distinct({K}, gen));
-                    }
-                    INFO("batch " << batch << " groups " << groups << " padding {" << padding.h << ", "
-                                  << padding.w << "} bias " << bias);
-                    REQUIRE_GRADCHECK(
-                      [opt](const std::vector<tg::Tensor64>& v)
-                      { return tg::conv2d(v[0], v[1], v.size() > 2 ? v[2] : tg::Tensor64(), opt); },
-                      in);
-                }
+    tg::test::gradcheck_conv2d_grid({.algorithm = winograd}, 5, 4, gen);
 }
 
 TEST_CASE("conv2d winograd: the seed 003 worked example", "[conv2d][winograd]")
@@ -271,10 +234,11 @@ TEST_CASE("conv2d winograd: dX and dW from one pass through the tape equal the G
             const auto wt = small_ints<float>({k, c, 3, 3}, gen);
             const auto b = small_ints<float>({k}, gen);
             const auto dy = small_ints<float>({n, k, h, w}, gen);
-            const auto want = through_tape(x, wt, b, dy, with(opt, gemm));
-            const auto got = through_tape(x, wt, b, dy, with(opt, winograd));
+            const auto want = tg::test::conv2d_through_tape<float>(x, wt, b, dy, with(opt, gemm));
+            const auto got = tg::test::conv2d_through_tape<float>(x, wt, b, dy, with(opt, winograd));
             // automatic runs F(4x4, 3x3) here, whose transforms round (1/6, 1/24)
-            const auto got_automatic = through_tape(x, wt, b, dy, with(opt, automatic));
+            const auto got_automatic =
+              tg::test::conv2d_through_tape<float>(x, wt, b, dy, with(opt, automatic));
             for (std::size_t i = 0; i < want.size(); ++i)
             {
                 CHECK(same_bits(got[i], want[i]));
@@ -298,7 +262,7 @@ TEST_CASE("conv2d winograd: automatic takes dW from the Winograd pass when dX is
     {
         INFO("avx512 kernel " << kernel);
         GemmNtKernel use(kernel);
-        const auto got = through_tape(x, w, b, dy, opt);
+        const auto got = tg::test::conv2d_through_tape<float>(x, w, b, dy, opt);
         CHECK(same_bits(got[2], tg::conv2d_backward_weight<float>(dy, x, ws, with(opt, winograd_4x4))));
         CHECK_FALSE(same_bits(got[2], tg::conv2d_backward_weight<float>(dy, x, ws, with(opt, gemm))));
         CHECK(relative_gap(got[2], tg::conv2d_backward_weight<float>(dy, x, ws, with(opt, gemm))) < 2e-5);

@@ -1,6 +1,6 @@
 // conv2d by Winograd's F(4x4, 3x3) (ops/conv2d_winograd_4x4.hpp on ops/conv2d_minimal.hpp): the
 // same products as im2col + GEMM up to the rounding of its transforms.
-#include "support/support.hpp"
+#include "support/conv_support.hpp"
 
 #include <catch2/catch.hpp>
 #include <omp.h>
@@ -14,36 +14,13 @@ using tg::test::distinct;
 using tg::test::relative_gap;
 using tg::test::same_bits;
 using tg::test::small_ints;
+using tg::test::with;
 
 namespace
 {
 
 constexpr auto gemm = tg::Conv2dAlgorithm::gemm;
 constexpr auto f4 = tg::Conv2dAlgorithm::winograd_4x4;
-
-tg::Conv2dOptions with(tg::Conv2dOptions o, tg::Conv2dAlgorithm algorithm)
-{
-    o.algorithm = algorithm;
-    return o;
-}
-
-/// y and the three gradients after y.backward(dy) through the tape, on `threads` OpenMP threads.
-template <class T>
-std::vector<xt::xarray<T>> through_tape(const xt::xarray<T>& x, const xt::xarray<T>& w,
-                                        const xt::xarray<T>& b, const xt::xarray<T>& dy,
-                                        const tg::Conv2dOptions& opt, int threads = 0)
-{
-    const int before = omp_get_max_threads();
-    if (threads > 0)
-    {
-        omp_set_num_threads(threads);
-    }
-    tg::BasicTensor<T> tx(x, true), tw(w, true), tb(b, true);
-    auto y = tg::conv2d(tx, tw, tb, opt);
-    y.backward(tg::BasicTensor<T>(dy));
-    omp_set_num_threads(before);
-    return {y.value(), tx.grad().value(), tw.grad().value(), tb.grad().value()};
-}
 
 } // namespace
 
@@ -86,8 +63,8 @@ TEST_CASE("conv2d winograd_4x4: y, dX, dW and db equal the GEMM route to float64
                                        tg::conv2d_backward_weight<double>(dy, x, ws, with(opt, gemm))) <
                           1e-13);
 
-                    const auto fast = through_tape<double>(x, wt, b, dy, with(opt, f4));
-                    const auto ref = through_tape<double>(x, wt, b, dy, with(opt, gemm));
+                    const auto fast = tg::test::conv2d_through_tape<double>(x, wt, b, dy, with(opt, f4));
+                    const auto ref = tg::test::conv2d_through_tape<double>(x, wt, b, dy, with(opt, gemm));
                     for (std::size_t i = 0; i < fast.size(); ++i)
                     {
                         INFO("through the tape, output " << i << " (y, dx, dw, db)");
@@ -99,28 +76,7 @@ TEST_CASE("conv2d winograd_4x4: y, dX, dW and db equal the GEMM route to float64
 TEST_CASE("conv2d winograd_4x4: gradcheck with paddings, groups, batch and bias", "[conv2d][winograd_4x4]")
 {
     tg::Generator gen(52);
-    const std::vector<tg::Size2> paddings = {0, 1, {2, 1}};
-    for (std::size_t batch : {1, 2})
-        for (std::int64_t groups : {1, 2})
-            for (const auto& padding : paddings)
-                for (bool bias : {true, false})
-                {
-                    const tg::Conv2dOptions opt{.padding = padding, .groups = groups, .algorithm = f4};
-                    const std::size_t C = groups == 1 ? 3 : 4, K = groups == 1 ? 2 : 4;
-                    std::vector<tg::Tensor64> in{
-                      distinct({batch, C, 7, 6}, gen),
-                      distinct({K, C / static_cast<std::size_t>(groups), 3, 3}, gen)};
-                    if (bias)
-                    {
-                        in.push_back(distinct({K}, gen));
-                    }
-                    INFO("batch " << batch << " groups " << groups << " padding {" << padding.h << ", "
-                                  << padding.w << "} bias " << bias);
-                    REQUIRE_GRADCHECK(
-                      [opt](const std::vector<tg::Tensor64>& v)
-                      { return tg::conv2d(v[0], v[1], v.size() > 2 ? v[2] : tg::Tensor64(), opt); },
-                      in);
-                }
+    tg::test::gradcheck_conv2d_grid({.algorithm = f4}, 7, 6, gen);
 }
 
 TEST_CASE("conv2d winograd_4x4: the seed 003 worked example", "[conv2d][winograd_4x4]")
@@ -146,9 +102,9 @@ TEST_CASE("conv2d winograd_4x4: float32 on real data, threads, and where it appl
     const auto b = tg::randn<float>({64}, gen).value();
     const auto dy = tg::randn<float>({11, 64, 14, 14}, gen).value();
     const tg::Conv2dOptions opt{.padding = 1};
-    const auto fast = through_tape<float>(x, w, b, dy, with(opt, f4), 1);
-    const auto ref = through_tape<float>(x, w, b, dy, with(opt, gemm), 1);
-    const auto two = through_tape<float>(x, w, b, dy, with(opt, f4), 2);
+    const auto fast = tg::test::conv2d_through_tape<float>(x, w, b, dy, with(opt, f4), 1);
+    const auto ref = tg::test::conv2d_through_tape<float>(x, w, b, dy, with(opt, gemm), 1);
+    const auto two = tg::test::conv2d_through_tape<float>(x, w, b, dy, with(opt, f4), 2);
     for (std::size_t i = 0; i < fast.size(); ++i)
     {
         INFO("output " << i << " (y, dx, dw, db)");

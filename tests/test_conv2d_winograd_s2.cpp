@@ -1,6 +1,6 @@
 // conv2d at stride 2 by the 25-product minimal filtering algorithm (ops/conv2d_winograd_s2.hpp):
 // the same products as im2col + GEMM and as the textbook full convolution.
-#include "support/support.hpp"
+#include "support/conv_support.hpp"
 
 #include <catch2/catch.hpp>
 #include <omp.h>
@@ -14,36 +14,13 @@ using tg::test::distinct;
 using tg::test::relative_gap;
 using tg::test::same_bits;
 using tg::test::small_ints;
+using tg::test::with;
 
 namespace
 {
 
 constexpr auto gemm = tg::Conv2dAlgorithm::gemm;
 constexpr auto winograd = tg::Conv2dAlgorithm::winograd;
-
-tg::Conv2dOptions with(tg::Conv2dOptions o, tg::Conv2dAlgorithm algorithm)
-{
-    o.algorithm = algorithm;
-    return o;
-}
-
-/// y and the three gradients after y.backward(dy) through the tape, on `threads` OpenMP threads.
-template <class T>
-std::vector<xt::xarray<T>> through_tape(const xt::xarray<T>& x, const xt::xarray<T>& w,
-                                        const xt::xarray<T>& b, const xt::xarray<T>& dy,
-                                        const tg::Conv2dOptions& opt, int threads = 0)
-{
-    const int before = omp_get_max_threads();
-    if (threads > 0)
-    {
-        omp_set_num_threads(threads);
-    }
-    tg::BasicTensor<T> tx(x, true), tw(w, true), tb(b, true);
-    auto y = tg::conv2d(tx, tw, tb, opt);
-    y.backward(tg::BasicTensor<T>(dy));
-    omp_set_num_threads(before);
-    return {y.value(), tx.grad().value(), tw.grad().value(), tb.grad().value()};
-}
 
 } // namespace
 
@@ -88,8 +65,8 @@ TEMPLATE_TEST_CASE("conv2d winograd stride 2: y, dX, dW and db equal the GEMM ro
                                     tg::conv2d_backward_weight<T>(dy, x, ws, with(opt, gemm))));
 
                     // one pass through the tape: dX, dW and db together, V kept from the forward
-                    const auto fast = through_tape<T>(x, wt, b, dy, with(opt, winograd));
-                    const auto ref = through_tape<T>(x, wt, b, dy, with(opt, gemm));
+                    const auto fast = tg::test::conv2d_through_tape<T>(x, wt, b, dy, with(opt, winograd));
+                    const auto ref = tg::test::conv2d_through_tape<T>(x, wt, b, dy, with(opt, gemm));
                     for (std::size_t i = 0; i < fast.size(); ++i)
                     {
                         INFO("through the tape, output " << i << " (y, dx, dw, db)");
@@ -102,29 +79,7 @@ TEST_CASE("conv2d winograd stride 2: gradcheck with paddings, groups, batch and 
           "[conv2d][winograd_s2]")
 {
     tg::Generator gen(42);
-    const std::vector<tg::Size2> paddings = {0, 1, {2, 1}};
-    for (std::size_t batch : {1, 2})
-        for (std::int64_t groups : {1, 2})
-            for (const auto& padding : paddings)
-                for (bool bias : {true, false})
-                {
-                    const tg::Conv2dOptions opt{
-                      .stride = 2, .padding = padding, .groups = groups, .algorithm = winograd};
-                    const std::size_t C = groups == 1 ? 3 : 4, K = groups == 1 ? 2 : 4;
-                    std::vector<tg::Tensor64> in{
-                      distinct({batch, C, 7, 6}, gen),
-                      distinct({K, C / static_cast<std::size_t>(groups), 3, 3}, gen)};
-                    if (bias)
-                    {
-                        in.push_back(distinct({K}, gen));
-                    }
-                    INFO("batch " << batch << " groups " << groups << " padding {" << padding.h << ", "
-                                  << padding.w << "} bias " << bias);
-                    REQUIRE_GRADCHECK(
-                      [opt](const std::vector<tg::Tensor64>& v)
-                      { return tg::conv2d(v[0], v[1], v.size() > 2 ? v[2] : tg::Tensor64(), opt); },
-                      in);
-                }
+    tg::test::gradcheck_conv2d_grid({.stride = 2, .algorithm = winograd}, 7, 6, gen);
 }
 
 TEST_CASE("conv2d winograd stride 2: the seed 003 worked example at stride 2", "[conv2d][winograd_s2]")
@@ -150,17 +105,18 @@ TEST_CASE("conv2d winograd stride 2: float32 on real data, threads and the autom
     const auto b = tg::randn<float>({128}, gen).value();
     const auto dy = tg::randn<float>({5, 128, 8, 8}, gen).value();
     const tg::Conv2dOptions opt{.stride = 2, .padding = 1};
-    const auto fast = through_tape<float>(x, w, b, dy, with(opt, winograd), 1);
-    const auto ref = through_tape<float>(x, w, b, dy, with(opt, gemm), 1);
+    const auto fast = tg::test::conv2d_through_tape<float>(x, w, b, dy, with(opt, winograd), 1);
+    const auto ref = tg::test::conv2d_through_tape<float>(x, w, b, dy, with(opt, gemm), 1);
     for (std::size_t i = 0; i < fast.size(); ++i)
     {
         INFO("output " << i << " (y, dx, dw, db)");
         CHECK(relative_gap(fast[i], ref[i]) < 1e-5);
         // blocks of images and dW chunks are fixed by the shape: 2 threads give the same bits
-        CHECK(same_bits(through_tape<float>(x, w, b, dy, with(opt, winograd), 2)[i], fast[i]));
+        CHECK(
+          same_bits(tg::test::conv2d_through_tape<float>(x, w, b, dy, with(opt, winograd), 2)[i], fast[i]));
     }
     // automatic stays on GEMM at stride 2 (measured faster at 2 threads, see the header)
-    const auto automatic = through_tape<float>(x, w, b, dy, opt, 1);
+    const auto automatic = tg::test::conv2d_through_tape<float>(x, w, b, dy, opt, 1);
     for (std::size_t i = 0; i < 3; ++i)
     {
         INFO("output " << i << " (y, dx, dw)");
