@@ -22,9 +22,9 @@
 /// values as im2col + GEMM in float64, and float32 rounds like a direct sum in another order.
 ///
 /// Not the automatic choice: on W1 S4 (N 16, 64 -> 128 channels, 16x16, k3 s2 p1), on an AMD
-/// EPYC with AVX-512, fwd+bwd took 5.3 ms against im2col + GEMM's 5.8 on one thread, but 3.7
-/// against 3.1 on two. Its GEMMs have an inner dimension of only C/G = 64 (110-120 GFLOP/s in
-/// OpenBLAS, against about 160 for im2col's 576), which takes back most of the 36/25 saved.
+/// EPYC with AVX-512, fwd+bwd took 5.8 ms against im2col + GEMM's 5.6-5.8 on one thread and
+/// 3.1-3.3 against 3.0-3.1 on two (fastest of 8 runs each). Its GEMMs have an inner dimension of
+/// only C/G = 64, and its transforms cost about what the 36/25 fewer products save.
 /// It runs when conv2d is asked for Conv2dAlgorithm::winograd.
 
 #include <tapegrad/ops/conv2d_minimal.hpp>
