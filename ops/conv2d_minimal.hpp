@@ -1,8 +1,8 @@
 #pragma once
 /// @file conv2d_minimal.hpp
 /// Private to ops/conv2d.cpp: the machinery shared by the minimal filtering algorithms for 3x3
-/// kernels that work on a plane tile by tile (conv2d_winograd_s2.hpp at stride 2,
-/// conv2d_winograd_4x4.hpp's F(4x4, 3x3) at stride 1). A `Scheme` gives the 1-D algorithm
+/// kernels that work tile by tile (conv2d_winograd_s2.hpp at stride 2, conv2d_winograd_4x4.hpp's
+/// F(4x4, 3x3) at stride 1). A `Scheme` gives the 1-D algorithm
 ///
 ///     y = A^T [(G g) . (B^T d)]
 ///
@@ -13,26 +13,54 @@
 ///     Y = A^T [(G g G^T) . (B^T D B)] A,
 ///
 /// and summed over the input channels the P^2 elementwise products are P^2 GEMMs, one per tile
-/// position xi: M_xi[K x tiles] = U_xi[K x C] * V_xi[C x tiles], U = G g G^T, V = B^T D B. The
-/// gradients are their exact adjoints, with Z = A dY A^T:
+/// position xi: M_xi[tiles x K] = V_xi[tiles x C] * U_xi^T, U = G g G^T ([K x C]), V = B^T D B.
+/// The gradients are their exact adjoints, with Z = A dY A^T:
 ///
-///     dW = G^T [sum over tiles of Z . V] G     (P^2 GEMMs Z_xi * V_xi^T over the batch)
-///     dD = B [sum over k of Z . U] B^T         (P^2 GEMMs U_xi^T * Z_xi, tiles added where they
+///     dW = G^T [sum over tiles of Z . V] G     (P^2 GEMMs Z_xi^T * V_xi over the batch)
+///     dD = B [sum over k of Z . U] B^T         (P^2 GEMMs Z_xi * U_xi, tiles added where they
 ///                                               overlap)
 ///
-/// Layouts: U is [groups][P^2][K/G][C/G]; V and the input-gradient tiles are [P^2][C/G][tiles];
-/// M and Z are [P^2][K/G][tiles], the P^2 matrices matrix_stride() apart; the tiles of a block of
-/// images are numbered image by image, row-major within one.
+/// The tile transforms work on `lanes` channels at once (one 64-byte vector: 16 floats or 8
+/// doubles), so every addition of a transform is one vector operation and no tile is gathered
+/// element by element. Planes are packed into (and out of) that layout, [rows][cols][lanes], one
+/// block of channels of one image at a time.
+///
+/// Layouts: U is [groups][P^2][K/G][C/G]. V and the input-gradient tiles are [P^2][tiles][Cp],
+/// M and Z are [P^2][tiles][Kp], with Cp and Kp the channel counts rounded up to whole vectors
+/// and the P^2 matrices matrix_stride() apart; the tiles of a block of images are numbered image
+/// by image, row-major within one.
 
 #include <tapegrad/ops/conv2d_kernels.hpp>
 #include <tapegrad/ops/gemm_nt.hpp>
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace tapegrad::detail::conv::minimal
 {
+
+/// The channels one transform handles at once: a 64-byte vector of T (GCC splits it into the
+/// machine's registers).
+template <class T>
+struct Lanes
+{
+    static constexpr std::size_t count = 64 / sizeof(T);
+    typedef T type __attribute__((vector_size(64)));
+};
+
+template <class T>
+using Vec = typename Lanes<T>::type;
+
+/// n rounded up to whole vectors of T.
+template <class T>
+inline std::size_t padded_channels(std::size_t n)
+{
+    constexpr std::size_t l = Lanes<T>::count;
+    return (n + l - 1) / l * l;
+}
 
 /// The tiling of one image for Scheme S: th x tw tiles of M x M outputs cover Ho x Wo (partly
 /// outside at the bottom and right); tile (i, j) reads rows step*i .. step*i + P - 1 (and the
@@ -53,13 +81,16 @@ struct Plan
 
     std::size_t tiles() const { return th * tw; }
     std::size_t plane() const { return hp * wp; }
+    /// The output side of the tiling: th*M x tw*M.
+    std::size_t out_cols() const { return tw * S::m; }
+    std::size_t out_plane() const { return th * S::m * out_cols(); }
 };
 
-/// Distance between the tile matrices of `rows` x `tiles` (16 elements of slack, so that
+/// Distance between the tile matrices of `tiles` x `cols` (16 elements of slack, so that
 /// matrices a multiple of 4 KiB apart do not share L1 sets).
-inline std::size_t matrix_stride(std::size_t rows, std::size_t tiles)
+inline std::size_t matrix_stride(std::size_t cols, std::size_t tiles)
 {
-    return rows * tiles + 16;
+    return cols * tiles + 16;
 }
 
 /// Images per block of GEMMs: about `target` tiles (at least one image, at most the batch).
@@ -70,15 +101,16 @@ inline std::size_t images_per_block(const Geometry& g, std::size_t tiles, std::s
 }
 
 // ---------------------------------------------------------------------------------------------
-// Constant matrices, applied to one vector and to streams of vectors
+// Constant matrices, applied to scalars or to vectors of channels
 
-/// sum_j c[i][j] d[j] (c transposed when `Tr`). Called with constant c and, once the loops are
-/// unrolled, constant i and j, so zero coefficients vanish and +-1 become additions.
-template <bool Tr, std::size_t R, std::size_t C, class T>
-inline T row_dot(const double (&c)[R][C], std::size_t i, const T* d)
+/// s = sum_j c[i][j] d[j] (c transposed when `Tr`), for E = T or Vec<T>. Called with constant c
+/// and, once the loops are unrolled, constant i and j, so zero coefficients vanish and +-1
+/// become additions.
+template <bool Tr, class T, std::size_t R, std::size_t C, class E>
+[[gnu::always_inline]] inline void row_dot(const double (&c)[R][C], std::size_t i, const E* d, E& s)
 {
     constexpr std::size_t cols = Tr ? R : C;
-    T s = 0;
+    s = E{};
 #pragma GCC unroll 8
     for (std::size_t j = 0; j < cols; ++j)
     {
@@ -96,44 +128,67 @@ inline T row_dot(const double (&c)[R][C], std::size_t i, const T* d)
             s += static_cast<T>(k) * d[j];
         }
     }
-    return s;
 }
 
 /// o[i] = (c d)[i] for every row i (c transposed when `Tr`).
-template <bool Tr, std::size_t R, std::size_t C, class T>
-inline void apply(const double (&c)[R][C], const T* d, T* o)
+template <bool Tr, class T, std::size_t R, std::size_t C, class E>
+[[gnu::always_inline]] inline void apply(const double (&c)[R][C], const E* d, E* o)
 {
     constexpr std::size_t rows = Tr ? C : R;
 #pragma GCC unroll 8
     for (std::size_t i = 0; i < rows; ++i)
     {
-        o[i] = row_dot<Tr>(c, i, d);
+        row_dot<Tr, T>(c, i, d, o[i]);
     }
 }
 
-/// out[i][t] = (c (in[0][t], in[1][t], ...))[i] + bias for t < n: the same transform for every
-/// tile of a plane, one loop over the tiles per output row, which gcc vectorises.
-template <bool Tr, std::size_t R, std::size_t C, class T>
-inline void apply_streams(const double (&c)[R][C], const T* const* in, T* const* out, std::size_t n,
-                          T bias = T(0))
+/// The nested 2-D transform of one tile of vectors: out(r, s) = (c D c^T)[r][s] (c^T D c when
+/// `Tr`), with D(a, b) read by in(a, b, vector&) and each result passed to out(r, s, vector).
+/// Columns first, through a small array on the stack, then rows.
+template <bool Tr, class T, std::size_t R, std::size_t C, class In, class Out>
+[[gnu::always_inline]] inline void transform_tile(const double (&c)[R][C], In in, Out out)
 {
-    constexpr std::size_t rows = Tr ? C : R, cols = Tr ? R : C;
+    constexpr std::size_t ni = Tr ? R : C, no = Tr ? C : R;
+    Vec<T> mid[no][ni];
 #pragma GCC unroll 8
-    for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t b = 0; b < ni; ++b)
     {
-        T* o = out[i];
-#pragma GCC ivdep
-        for (std::size_t t = 0; t < n; ++t)
-        {
-            T d[cols];
+        Vec<T> col[ni], o[no];
 #pragma GCC unroll 8
-            for (std::size_t j = 0; j < cols; ++j)
-            {
-                d[j] = in[j][t];
-            }
-            o[t] = row_dot<Tr>(c, i, d) + bias;
+        for (std::size_t a = 0; a < ni; ++a)
+        {
+            in(a, b, col[a]);
+        }
+        apply<Tr, T>(c, col, o);
+#pragma GCC unroll 8
+        for (std::size_t r = 0; r < no; ++r)
+        {
+            mid[r][b] = o[r];
         }
     }
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < no; ++r)
+    {
+        Vec<T> o[no];
+        apply<Tr, T>(c, mid[r], o);
+#pragma GCC unroll 8
+        for (std::size_t s = 0; s < no; ++s)
+        {
+            out(r, s, o[s]);
+        }
+    }
+}
+
+template <class T>
+[[gnu::always_inline]] inline void load(Vec<T>& v, const T* p)
+{
+    std::memcpy(&v, p, sizeof v);
+}
+
+template <class T>
+[[gnu::always_inline]] inline void store(T* p, const Vec<T>& v)
+{
+    std::memcpy(p, &v, sizeof v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,7 +219,7 @@ void transform_weights(const T* w, const Geometry& g, T* u, bool parallel)
                 {
                     const T col[3] = {f[j], f[3 + j], f[6 + j]};
                     T o[S::p];
-                    apply<false>(S::g, col, o);
+                    apply<false, T>(S::g, col, o);
                     for (std::size_t a = 0; a < S::p; ++a)
                     {
                         r[a][j] = o[a];
@@ -172,7 +227,7 @@ void transform_weights(const T* w, const Geometry& g, T* u, bool parallel)
                 }
                 for (std::size_t a = 0; a < S::p; ++a)
                 {
-                    apply<false>(S::g, r[a], block[l] + a * S::p);
+                    apply<false, T>(S::g, r[a], block[l] + a * S::p);
                 }
             }
             for (std::size_t xi = 0; xi < pp; ++xi)
@@ -207,7 +262,7 @@ void weight_grad_from_tiles(const T* q, const Geometry& g, T* dw)
                     col[a] = in[(a * S::p + b) * per];
                 }
                 T o[3];
-                apply<true>(S::g, col, o);
+                apply<true, T>(S::g, col, o);
                 for (std::size_t i = 0; i < 3; ++i)
                 {
                     h[i][b] = o[i];
@@ -215,260 +270,232 @@ void weight_grad_from_tiles(const T* q, const Geometry& g, T* dw)
             }
             for (std::size_t i = 0; i < 3; ++i)
             {
-                apply<true>(S::g, h[i], dw + (gi * per + kc) * 9 + 3 * i);
+                apply<true, T>(S::g, h[i], dw + (gi * per + kc) * 9 + 3 * i);
             }
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tile transforms of one plane: a pass over the tiles that gathers from (or scatters into) the
-// plane does one 1-D transform, and the other runs on streams in `tmp` (see Buffers).
+// Packing planes into vectors of channels and back
 
-/// v[xi * vs + t] = (B^T D_t B)[xi] for the p.tiles() tiles of one zero-padded plane `pad`.
-template <class S, class T>
-void input_tiles(const T* pad, const Plan<S>& p, T* v, std::size_t vs, T* tmp)
+/// Whether pack_planes and unpack_planes may transpose by AVX-512 register blocks (float only).
+template <class T>
+inline bool transpose_in_registers()
 {
-    const std::size_t n = p.tiles();
-    // tmp[(P b + a) n + t] = (B^T row a of tile t)[b]
-    for (std::size_t ti = 0; ti < p.th; ++ti)
+#if TAPEGRAD_HAVE_AVX512_NT
+    return std::is_same_v<T, float> && gemm_nt_avx512_enabled();
+#else
+    return false;
+#endif
+}
+
+/// dst[((r0 + r) * ld + c0 + c) * lanes + l] = src[(l * rows + r) * cols + c] for the `count`
+/// consecutive rows x cols planes at src (l < count), the other lanes zero. `flat` is work space
+/// for rows * cols vectors: the planes are transposed whole into it, by AVX-512 register blocks
+/// where the CPU has them, and then copied row by row.
+template <class T>
+void pack_planes(const T* src, std::size_t count, std::size_t rows, std::size_t cols, T* dst, std::size_t ld,
+                 std::size_t r0, std::size_t c0, T* flat)
+{
+    constexpr std::size_t lanes = Lanes<T>::count;
+    const std::size_t plane = rows * cols;
+    if (count < lanes)
     {
-        for (std::size_t a = 0; a < S::p; ++a)
+        std::fill_n(flat, plane * lanes, T(0));
+    }
+    bool done = false;
+#if TAPEGRAD_HAVE_AVX512_NT
+    if constexpr (std::is_same_v<T, float>)
+    {
+        if (gemm_nt_avx512_enabled())
         {
-            const T* row = pad + (S::step * ti + a) * p.wp;
-            for (std::size_t tj = 0; tj < p.tw; ++tj)
-            {
-                T o[S::p];
-                apply<false>(S::bt, row + S::step * tj, o);
-                for (std::size_t b = 0; b < S::p; ++b)
-                {
-                    tmp[(S::p * b + a) * n + ti * p.tw + tj] = o[b];
-                }
-            }
+            transpose_avx512(count, plane, src, plane, flat, lanes);
+            done = true;
         }
     }
-    for (std::size_t b = 0; b < S::p; ++b)
+#endif
+    for (std::size_t l = 0; l < count && !done; ++l)
     {
-        const T* in[S::p];
-        T* out[S::p];
-        for (std::size_t a = 0; a < S::p; ++a)
+        for (std::size_t e = 0; e < plane; ++e)
         {
-            in[a] = tmp + (S::p * b + a) * n;
-            out[a] = v + (S::p * a + b) * vs;
+            flat[e * lanes + l] = src[l * plane + e];
         }
-        apply_streams<false>(S::bt, in, out, n);
+    }
+    for (std::size_t r = 0; r < rows; ++r)
+    {
+        std::copy_n(flat + r * cols * lanes, cols * lanes, dst + ((r0 + r) * ld + c0) * lanes);
     }
 }
 
-/// y (one Ho x Wo plane) = A^T M_t A + bias for every tile t of m (m[xi * ms + t]), cropped.
-template <class S, class T>
-void output_plane(const T* m, std::size_t ms, const Plan<S>& p, const Geometry& g, T bias, T* y, T* tmp)
+/// The inverse of pack_planes for the lanes l < count: dst[(l * rows + r) * cols + c] =
+/// src[((r0 + r) * ld + c0 + c) * lanes + l], through `flat` as there.
+template <class T>
+void unpack_planes(const T* src, std::size_t ld, std::size_t r0, std::size_t c0, std::size_t count,
+                   std::size_t rows, std::size_t cols, T* dst, T* flat)
 {
-    const std::size_t n = p.tiles();
-    // tmp[(M b + i) n + t] = (A^T column b of M_t)[i], then tmp[(M P + M j + i) n + t] = Y_t[i][j]
-    for (std::size_t b = 0; b < S::p; ++b)
+    constexpr std::size_t lanes = Lanes<T>::count;
+    const std::size_t plane = rows * cols;
+    for (std::size_t r = 0; r < rows; ++r)
     {
-        const T* in[S::p];
-        T* out[S::m];
-        for (std::size_t a = 0; a < S::p; ++a)
-        {
-            in[a] = m + (S::p * a + b) * ms;
-        }
-        for (std::size_t i = 0; i < S::m; ++i)
-        {
-            out[i] = tmp + (S::m * b + i) * n;
-        }
-        apply_streams<false>(S::at, in, out, n);
+        std::copy_n(src + ((r0 + r) * ld + c0) * lanes, cols * lanes, flat + r * cols * lanes);
     }
-    T* yt = tmp + S::m * S::p * n;
-    for (std::size_t i = 0; i < S::m; ++i)
+#if TAPEGRAD_HAVE_AVX512_NT
+    if constexpr (std::is_same_v<T, float>)
     {
-        const T* in[S::p];
-        T* out[S::m];
-        for (std::size_t b = 0; b < S::p; ++b)
+        if (gemm_nt_avx512_enabled())
         {
-            in[b] = tmp + (S::m * b + i) * n;
+            transpose_avx512(plane, count, flat, lanes, dst, plane);
+            return;
         }
-        for (std::size_t j = 0; j < S::m; ++j)
-        {
-            out[j] = yt + (S::m * j + i) * n;
-        }
-        apply_streams<false>(S::at, in, out, n, bias);
     }
-    for (std::size_t ti = 0; ti < p.th; ++ti)
+#endif
+    for (std::size_t l = 0; l < count; ++l)
     {
-        for (std::size_t i = 0; i < S::m && S::m * ti + i < g.ho; ++i)
+        for (std::size_t e = 0; e < plane; ++e)
         {
-            T* out = y + (S::m * ti + i) * g.wo;
-            for (std::size_t tj = 0; tj < p.tw; ++tj)
-            {
-                const std::size_t t = ti * p.tw + tj;
-                for (std::size_t j = 0; j < S::m && S::m * tj + j < g.wo; ++j)
-                {
-                    out[S::m * tj + j] = yt[(S::m * j + i) * n + t];
-                }
-            }
+            dst[l * plane + e] = flat[e * lanes + l];
         }
     }
 }
 
-/// z[xi * zs + t] = (A dY_t A^T)[xi] for every tile of one Ho x Wo plane of dY (zero outside).
+// ---------------------------------------------------------------------------------------------
+// Tile transforms of one image and one vector of channels. `ld` is the matrices' row length
+// (Cp or Kp); the matrix pointers point at the image's first tile and the vector's first channel.
+
+/// v[xi * vs + t * ld] = (B^T D_t B)[xi] for every tile t of the packed, zero-padded input `pad`
+/// ([hp][wp][lanes]).
 template <class S, class T>
-void grad_output_tiles(const T* dy, const Plan<S>& p, const Geometry& g, T* z, std::size_t zs, T* tmp)
+void input_tiles(const T* pad, const Plan<S>& p, T* v, std::size_t vs, std::size_t ld)
 {
-    const std::size_t n = p.tiles();
-    // tmp[(M i + j) n + t] = dY_t[i][j]
+    constexpr std::size_t lanes = Lanes<T>::count;
     for (std::size_t ti = 0; ti < p.th; ++ti)
     {
-        for (std::size_t i = 0; i < S::m; ++i)
+        for (std::size_t tj = 0; tj < p.tw; ++tj)
         {
-            const std::size_t r = S::m * ti + i;
-            for (std::size_t tj = 0; tj < p.tw; ++tj)
-            {
-                for (std::size_t j = 0; j < S::m; ++j)
-                {
-                    const std::size_t c = S::m * tj + j;
-                    tmp[(S::m * i + j) * n + ti * p.tw + tj] = r < g.ho && c < g.wo ? dy[r * g.wo + c] : T(0);
-                }
-            }
+            const T* d = pad + (S::step * ti * p.wp + S::step * tj) * lanes;
+            T* o = v + (ti * p.tw + tj) * ld;
+            transform_tile<false, T>(
+              S::bt, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, d + (a * p.wp + b) * lanes); },
+              [&](std::size_t r, std::size_t s, const Vec<T>& e) { store(o + (S::p * r + s) * vs, e); });
         }
-    }
-    // tmp[(M M + M a + j) n + t] = (A column j of dY_t)[a], then A along each row a into z
-    T* cols = tmp + S::m * S::m * n;
-    for (std::size_t j = 0; j < S::m; ++j)
-    {
-        const T* in[S::m];
-        T* out[S::p];
-        for (std::size_t i = 0; i < S::m; ++i)
-        {
-            in[i] = tmp + (S::m * i + j) * n;
-        }
-        for (std::size_t a = 0; a < S::p; ++a)
-        {
-            out[a] = cols + (S::m * a + j) * n;
-        }
-        apply_streams<true>(S::at, in, out, n);
-    }
-    for (std::size_t a = 0; a < S::p; ++a)
-    {
-        const T* in[S::m];
-        T* out[S::p];
-        for (std::size_t j = 0; j < S::m; ++j)
-        {
-            in[j] = cols + (S::m * a + j) * n;
-        }
-        for (std::size_t b = 0; b < S::p; ++b)
-        {
-            out[b] = z + (S::p * a + b) * zs;
-        }
-        apply_streams<true>(S::at, in, out, n);
     }
 }
 
-/// dx (one H x W plane, overwritten) = the sum of B Q_t B^T over the tiles of q (q[xi * qs + t])
-/// at their places in the zero-padded plane `pad` (p.plane() elements, work space), cropped.
+/// out (packed, [th*M][tw*M][lanes]) = A^T M_t A + bias at every tile t of m (m[xi * ms + t * ld]).
 template <class S, class T>
-void input_grad_plane(const T* q, std::size_t qs, const Plan<S>& p, const Geometry& g, T* pad, T* dx, T* tmp)
+void output_tiles(const T* m, std::size_t ms, std::size_t ld, const Plan<S>& p, const Vec<T>& bias, T* out)
 {
-    const std::size_t n = p.tiles();
-    // tmp[(P a + b) n + t] = (B column b of Q_t)[a]
-    for (std::size_t b = 0; b < S::p; ++b)
-    {
-        const T* in[S::p];
-        T* out[S::p];
-        for (std::size_t a = 0; a < S::p; ++a)
-        {
-            in[a] = q + (S::p * a + b) * qs;
-            out[a] = tmp + (S::p * a + b) * n;
-        }
-        apply_streams<true>(S::bt, in, out, n);
-    }
-    std::fill(pad, pad + p.plane(), T(0));
+    constexpr std::size_t lanes = Lanes<T>::count;
+    const std::size_t oc = p.out_cols();
     for (std::size_t ti = 0; ti < p.th; ++ti)
     {
-        for (std::size_t a = 0; a < S::p; ++a)
+        for (std::size_t tj = 0; tj < p.tw; ++tj)
         {
-            T* row = pad + (S::step * ti + a) * p.wp;
-            const T* c = tmp + S::p * a * n + ti * p.tw;
-            for (std::size_t tj = 0; tj < p.tw; ++tj)
-            {
-                T r[S::p], o[S::p];
-                for (std::size_t b = 0; b < S::p; ++b)
-                {
-                    r[b] = c[b * n + tj];
-                }
-                apply<true>(S::bt, r, o);
-                T* d = row + S::step * tj;
-                for (std::size_t b = 0; b < S::p; ++b)
-                {
-                    d[b] += o[b];
-                }
-            }
+            const T* d = m + (ti * p.tw + tj) * ld;
+            T* o = out + (S::m * ti * oc + S::m * tj) * lanes;
+            transform_tile<false, T>(
+              S::at, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, d + (S::p * a + b) * ms); },
+              [&](std::size_t r, std::size_t s, const Vec<T>& e) { store(o + (r * oc + s) * lanes, e + bias); });
         }
-    }
-    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
-    for (std::size_t r = 0; r < g.h; ++r)
-    {
-        copy_short(dx + r * g.w, pad + (ph + r) * p.wp + pw, g.w);
     }
 }
 
-/// Copies one H x W plane of x into the interior of the zero-padded plane `pad`, whose border
-/// stays zero (it is zeroed once per buffer and only the interior is ever written).
+/// z[xi * zs + t * ld] = (A dY_t A^T)[xi] for every tile t of the packed dY `dy` ([th*M][tw*M]
+/// [lanes], zero outside Ho x Wo).
 template <class S, class T>
-void pad_plane(const T* x, const Geometry& g, const Plan<S>& p, T* pad)
+void grad_output_tiles(const T* dy, const Plan<S>& p, T* z, std::size_t zs, std::size_t ld)
 {
-    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
-    for (std::size_t r = 0; r < g.h; ++r)
+    constexpr std::size_t lanes = Lanes<T>::count;
+    const std::size_t oc = p.out_cols();
+    for (std::size_t ti = 0; ti < p.th; ++ti)
     {
-        copy_short(pad + (ph + r) * p.wp + pw, x + r * g.w, g.w);
+        for (std::size_t tj = 0; tj < p.tw; ++tj)
+        {
+            const T* d = dy + (S::m * ti * oc + S::m * tj) * lanes;
+            T* o = z + (ti * p.tw + tj) * ld;
+            transform_tile<true, T>(
+              S::at, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, d + (a * oc + b) * lanes); },
+              [&](std::size_t r, std::size_t s, const Vec<T>& e) { store(o + (S::p * r + s) * zs, e); });
+        }
+    }
+}
+
+/// pad (packed [hp][wp][lanes], zeroed by the caller) = the sum of B Q_t B^T over the tiles of q
+/// (q[xi * qs + t * ld]) at their places.
+template <class S, class T>
+void input_grad_tiles(const T* q, std::size_t qs, std::size_t ld, const Plan<S>& p, T* pad)
+{
+    constexpr std::size_t lanes = Lanes<T>::count;
+    for (std::size_t ti = 0; ti < p.th; ++ti)
+    {
+        for (std::size_t tj = 0; tj < p.tw; ++tj)
+        {
+            const T* d = q + (ti * p.tw + tj) * ld;
+            T* o = pad + (S::step * ti * p.wp + S::step * tj) * lanes;
+            transform_tile<true, T>(
+              S::bt, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, d + (S::p * a + b) * qs); },
+              [&](std::size_t r, std::size_t s, const Vec<T>& e)
+              {
+                  T* at = o + (r * p.wp + s) * lanes;
+                  Vec<T> sum;
+                  load(sum, at);
+                  store(at, sum + e);
+              });
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Buffers and blocks
 
-/// One thread's buffers for one kernel call: two sets of P^2 tile matrices, a zero-padded plane
-/// (its border zero), the tile transforms' work space and gemm_nt's.
+/// One thread's buffers for one kernel call: two sets of P^2 tile matrices, the packed input
+/// plane (its border zero), the packed input-gradient plane and the packed output plane (zero
+/// outside Ho x Wo).
 template <class S, class T>
 struct Buffers
 {
-    T* first = nullptr;  ///< V (forward) or Z (backward): P^2 x first_rows x tiles
+    T* first = nullptr;  ///< V (forward) or Z (backward): P^2 x tiles x first_cols
     T* second = nullptr; ///< M (forward), the input-gradient tiles or V (backward)
     T* pad = nullptr;
-    T* tmp = nullptr; ///< the tile transforms' work space: max(P^2, M P + M^2) x p.tiles()
-    T* work = nullptr;
+    T* grad = nullptr;
+    T* out = nullptr;
+    T* flat = nullptr; ///< pack_planes' work space
 
-    Buffers(const Plan<S>& p, std::size_t block, std::size_t first_rows, std::size_t second_rows,
-            std::size_t work_size = 0)
+    /// `padded`: some channel counts are not whole vectors (the matrices are zeroed too).
+    Buffers(const Geometry& g, const Plan<S>& p, std::size_t block, std::size_t first_cols, std::size_t second_cols, bool padded)
     {
-        constexpr std::size_t pp = S::p * S::p;
+        constexpr std::size_t pp = S::p * S::p, lanes = Lanes<T>::count;
         const std::size_t tiles = block * p.tiles();
-        const std::size_t a = pp * matrix_stride(first_rows, tiles),
-                          b = pp * matrix_stride(second_rows, tiles);
-        // output_plane and grad_output_tiles keep M x P and M x M streams, the others P x P
-        const std::size_t tmp_size = std::max(pp, S::m * S::p + S::m * S::m) * p.tiles();
-        first = scratch<T>(a + b + p.plane() + tmp_size + work_size);
+        const std::size_t a = pp * matrix_stride(first_cols, tiles), b = pp * matrix_stride(second_cols, tiles);
+        const std::size_t plane = p.plane() * lanes, out_plane = p.out_plane() * lanes;
+        const std::size_t flat_size = std::max(g.h * g.w, g.ho * g.wo) * lanes;
+        first = scratch<T>(a + b + 2 * plane + out_plane + flat_size);
         second = first + a;
         pad = second + b;
-        tmp = pad + p.plane();
-        work = tmp + tmp_size;
-        std::fill(pad, pad + p.plane(), T(0));
+        grad = pad + plane;
+        out = grad + plane;
+        flat = out + out_plane;
+        // the GEMMs leave the padding channels of M and of the input-gradient tiles unwritten;
+        // zero, they stay harmless in the transforms
+        std::fill(padded ? first : pad, out + out_plane, T(0));
     }
 };
 
-/// V of images [n0, n0 + nt), group gi.
+/// V of images [n0, n0 + nt), group gi, into v (ld = Cp).
 template <class S, class T>
 void input_block(const T* x, const Geometry& g, const Plan<S>& p, std::size_t n0, std::size_t nt,
-                 std::size_t gi, T* pad, T* v, T* tmp)
+                 std::size_t gi, T* pad, T* flat, T* v, std::size_t vs, std::size_t ld)
 {
-    const std::size_t tiles = nt * p.tiles(), vs = matrix_stride(g.cg, tiles);
+    constexpr std::size_t lanes = Lanes<T>::count;
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
     for (std::size_t t = 0; t < nt; ++t)
     {
-        for (std::size_t c = 0; c < g.cg; ++c)
+        for (std::size_t c0 = 0; c0 < g.cg; c0 += lanes)
         {
-            pad_plane(x + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, g, p, pad);
-            input_tiles(pad, p, v + c * tiles + t * p.tiles(), vs, tmp);
+            pack_planes(x + ((n0 + t) * g.c + gi * g.cg + c0) * g.h * g.w, std::min(lanes, g.cg - c0), g.h, g.w,
+                        pad, p.wp, ph, pw, flat);
+            input_tiles(pad, p, v + t * p.tiles() * ld + c0, vs, ld);
         }
     }
 }
@@ -480,34 +507,40 @@ void input_block(const T* x, const Geometry& g, const Plan<S>& p, std::size_t n0
 template <class S, class T>
 void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 {
-    constexpr std::size_t pp = S::p * S::p;
+    constexpr std::size_t pp = S::p * S::p, lanes = Lanes<T>::count;
     const Plan<S> p(g);
+    const std::size_t cp = padded_channels<T>(g.cg), kp = padded_channels<T>(g.kg);
     T* u = scratch<T, 1>(g.groups * pp * g.kg * g.cg);
     transform_weights<S>(w, g, u, parallel_batch(g));
     const std::size_t block = images_per_block(g, p.tiles(), S::block_tiles),
                       blocks = (g.n + block - 1) / block;
     for_each_index(
-      parallel_batch(g), blocks, [&] { return Buffers<S, T>(p, block, g.cg, g.kg); },
+      parallel_batch(g), blocks, [&] { return Buffers<S, T>(g, p, block, cp, kp, cp != g.cg || kp != g.kg); },
       [&](const Buffers<S, T>& buf, std::size_t bi)
       {
           const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
-          const std::size_t ms = matrix_stride(g.kg, tiles), vs = matrix_stride(g.cg, tiles);
+          const std::size_t ms = matrix_stride(kp, tiles), vs = matrix_stride(cp, tiles);
           for (std::size_t gi = 0; gi < g.groups; ++gi)
           {
-              input_block(x, g, p, n0, nt, gi, buf.pad, buf.first, buf.tmp);
+              input_block(x, g, p, n0, nt, gi, buf.pad, buf.flat, buf.first, vs, cp);
               for (std::size_t xi = 0; xi < pp; ++xi)
               {
-                  checked_gemm(false, false, g.kg, tiles, g.cg, u + (gi * pp + xi) * g.kg * g.cg, g.cg,
-                               buf.first + xi * vs, tiles, T(0), buf.second + xi * ms, tiles);
+                  checked_gemm(false, true, tiles, g.kg, g.cg, buf.first + xi * vs, cp,
+                               u + (gi * pp + xi) * g.kg * g.cg, g.cg, T(0), buf.second + xi * ms, kp);
               }
               for (std::size_t t = 0; t < nt; ++t)
               {
-                  for (std::size_t k = 0; k < g.kg; ++k)
+                  for (std::size_t k0 = 0; k0 < g.kg; k0 += lanes)
                   {
-                      const std::size_t ko = gi * g.kg + k;
-                      output_plane(buf.second + k * tiles + t * p.tiles(), ms, p, g,
-                                   b != nullptr ? b[ko] : T(0), y + ((n0 + t) * g.k + ko) * g.ho * g.wo,
-                                   buf.tmp);
+                      const std::size_t count = std::min(lanes, g.kg - k0), ko = gi * g.kg + k0;
+                      Vec<T> bias{};
+                      for (std::size_t l = 0; b != nullptr && l < count; ++l)
+                      {
+                          bias[l] = b[ko + l];
+                      }
+                      output_tiles(buf.second + t * p.tiles() * kp + k0, ms, kp, p, bias, buf.out);
+                      unpack_planes(buf.out, p.out_cols(), 0, 0, count, g.ho, g.wo,
+                                    y + ((n0 + t) * g.k + ko) * g.ho * g.wo, buf.flat);
                   }
               }
           }
@@ -525,8 +558,10 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
 template <class S, class T>
 void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* dw, T* db = nullptr)
 {
-    constexpr std::size_t pp = S::p * S::p;
+    constexpr std::size_t pp = S::p * S::p, lanes = Lanes<T>::count;
     const Plan<S> p(g);
+    const std::size_t cp = padded_channels<T>(g.cg), kp = padded_channels<T>(g.kg);
+    const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
     T* u = dx != nullptr ? scratch<T, 1>(g.groups * pp * g.kg * g.cg) : nullptr;
     if (dx != nullptr)
     {
@@ -547,14 +582,13 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
         std::fill(partial, partial + chunks * stride, T(0));
     }
     for_each_index(
-      parallel_batch(g) && chunks > 1, chunks,
-      [&] { return Buffers<S, T>(p, block, g.kg, g.cg, dw != nullptr ? block * p.tiles() * g.cg : 0); },
+      parallel_batch(g) && chunks > 1, chunks, [&] { return Buffers<S, T>(g, p, block, kp, cp, cp != g.cg || kp != g.kg); },
       [&](const Buffers<S, T>& buf, std::size_t chunk)
       {
           for (std::size_t bi = chunk * blocks / chunks; bi < (chunk + 1) * blocks / chunks; ++bi)
           {
               const std::size_t n0 = bi * block, nt = std::min(block, g.n - n0), tiles = nt * p.tiles();
-              const std::size_t zs = matrix_stride(g.kg, tiles), cs = matrix_stride(g.cg, tiles);
+              const std::size_t zs = matrix_stride(kp, tiles), cs = matrix_stride(cp, tiles);
               for (std::size_t t = 0; db != nullptr && t < nt; ++t)
               {
                   T* acc = partial + chunk * stride + size;
@@ -567,38 +601,39 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
               {
                   for (std::size_t t = 0; t < nt; ++t)
                   {
-                      for (std::size_t k = 0; k < g.kg; ++k)
+                      for (std::size_t k0 = 0; k0 < g.kg; k0 += lanes)
                       {
-                          grad_output_tiles(dy + ((n0 + t) * g.k + gi * g.kg + k) * g.ho * g.wo, p, g,
-                                            buf.first + k * tiles + t * p.tiles(), zs, buf.tmp);
+                          pack_planes(dy + ((n0 + t) * g.k + gi * g.kg + k0) * g.ho * g.wo,
+                                      std::min(lanes, g.kg - k0), g.ho, g.wo, buf.out, p.out_cols(), 0, 0, buf.flat);
+                          grad_output_tiles(buf.out, p, buf.first + t * p.tiles() * kp + k0, zs, kp);
                       }
                   }
                   if (dx != nullptr)
                   {
                       for (std::size_t xi = 0; xi < pp; ++xi)
                       {
-                          checked_gemm(true, false, g.cg, tiles, g.kg, u + (gi * pp + xi) * g.kg * g.cg, g.cg,
-                                       buf.first + xi * zs, tiles, T(0), buf.second + xi * cs, tiles);
+                          checked_gemm(false, false, tiles, g.cg, g.kg, buf.first + xi * zs, kp,
+                                       u + (gi * pp + xi) * g.kg * g.cg, g.cg, T(0), buf.second + xi * cs, cp);
                       }
                       for (std::size_t t = 0; t < nt; ++t)
                       {
-                          for (std::size_t c = 0; c < g.cg; ++c)
+                          for (std::size_t c0 = 0; c0 < g.cg; c0 += lanes)
                           {
-                              input_grad_plane(buf.second + c * tiles + t * p.tiles(), cs, p, g, buf.pad,
-                                               dx + ((n0 + t) * g.c + gi * g.cg + c) * g.h * g.w, buf.tmp);
+                              std::fill(buf.grad, buf.grad + p.plane() * lanes, T(0));
+                              input_grad_tiles(buf.second + t * p.tiles() * cp + c0, cs, cp, p, buf.grad);
+                              unpack_planes(buf.grad, p.wp, ph, pw, std::min(lanes, g.cg - c0), g.h, g.w,
+                                            dx + ((n0 + t) * g.c + gi * g.cg + c0) * g.h * g.w, buf.flat);
                           }
                       }
                   }
                   if (dw != nullptr)
                   {
-                      // the pad's border must be zero again after input_grad_plane used it whole
-                      std::fill(buf.pad, buf.pad + p.plane(), T(0));
-                      input_block(x, g, p, n0, nt, gi, buf.pad, buf.second, buf.tmp);
+                      input_block(x, g, p, n0, nt, gi, buf.pad, buf.flat, buf.second, cs, cp);
                       T* acc = partial + chunk * stride + gi * pp * g.kg * g.cg;
                       for (std::size_t xi = 0; xi < pp; ++xi)
                       {
-                          gemm_nt(g.kg, g.cg, tiles, buf.first + xi * zs, tiles, buf.second + xi * cs, tiles,
-                                  acc + xi * g.kg * g.cg, g.cg, buf.work);
+                          checked_gemm(true, false, g.kg, g.cg, tiles, buf.first + xi * zs, kp,
+                                       buf.second + xi * cs, cp, T(1), acc + xi * g.kg * g.cg, g.cg);
                       }
                   }
               }

@@ -16,6 +16,7 @@ using tg::test::relative_gap;
 using tg::test::same_bits;
 using tg::test::small_ints;
 using tg::test::with;
+using tg::test::GemmNtKernel;
 
 namespace
 {
@@ -24,15 +25,6 @@ constexpr auto gemm = tg::Conv2dAlgorithm::gemm;
 constexpr auto winograd = tg::Conv2dAlgorithm::winograd;
 constexpr auto automatic = tg::Conv2dAlgorithm::automatic;
 constexpr auto winograd_4x4 = tg::Conv2dAlgorithm::winograd_4x4;
-
-/// Turns gemm_nt's AVX-512 kernel on or off for a scope (a no-op on CPUs without AVX-512).
-struct GemmNtKernel
-{
-    explicit GemmNtKernel(bool on) { tg::detail::set_gemm_nt_avx512(on); }
-    ~GemmNtKernel() { tg::detail::set_gemm_nt_avx512(true); }
-    GemmNtKernel(const GemmNtKernel&) = delete;
-    GemmNtKernel& operator=(const GemmNtKernel&) = delete;
-};
 
 } // namespace
 

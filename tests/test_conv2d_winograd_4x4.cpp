@@ -73,6 +73,12 @@ TEST_CASE("conv2d winograd_4x4: y, dX, dW and db equal the GEMM route to float64
                 }
 }
 
+TEST_CASE("conv2d winograd_4x4: channels over several transform vectors", "[conv2d][winograd_4x4]")
+{
+    tg::Generator gen(54);
+    tg::test::check_channel_blocks(f4, 1, 2e-5F, gen);
+}
+
 TEST_CASE("conv2d winograd_4x4: gradcheck with paddings, groups, batch and bias", "[conv2d][winograd_4x4]")
 {
     tg::Generator gen(52);

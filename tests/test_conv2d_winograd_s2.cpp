@@ -75,6 +75,12 @@ TEMPLATE_TEST_CASE("conv2d winograd stride 2: y, dX, dW and db equal the GEMM ro
                 }
 }
 
+TEST_CASE("conv2d winograd stride 2: channels over several transform vectors", "[conv2d][winograd_s2]")
+{
+    tg::Generator gen(84);
+    tg::test::check_channel_blocks(tg::Conv2dAlgorithm::winograd, 2, 1e-5F, gen);
+}
+
 TEST_CASE("conv2d winograd stride 2: gradcheck with paddings, groups, batch and bias",
           "[conv2d][winograd_s2]")
 {

@@ -5,12 +5,23 @@
 
 #include <catch2/catch.hpp>
 #include <omp.h>
+#include <tapegrad/ops/gemm_nt.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 #include <vector>
 
 namespace tapegrad::test
 {
+
+/// Turns the AVX-512 kernels (gemm_nt's, and the tile engines' transposes) on or off for a
+/// scope (a no-op on CPUs without AVX-512).
+struct GemmNtKernel
+{
+    explicit GemmNtKernel(bool on) { detail::set_gemm_nt_avx512(on); }
+    ~GemmNtKernel() { detail::set_gemm_nt_avx512(true); }
+    GemmNtKernel(const GemmNtKernel&) = delete;
+    GemmNtKernel& operator=(const GemmNtKernel&) = delete;
+};
 
 /// `o` with its algorithm set to `algorithm`.
 inline Conv2dOptions with(Conv2dOptions o, Conv2dAlgorithm algorithm)
@@ -64,6 +75,55 @@ inline void gradcheck_conv2d_grid(const Conv2dOptions& base, std::size_t h, std:
                                       { return conv2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor64(), opt); },
                                       in);
                 }
+}
+
+/// `algorithm` at `stride` against the GEMM route where the channels fill several transform
+/// vectors, the last one partly (16 floats or 8 doubles per vector), with one group and two: in
+/// float64 on integers to rounding, in float32 to `tolerance`, with bit-identical results on 1
+/// and 2 threads and with the AVX-512 transposes on and off.
+inline void check_channel_blocks(Conv2dAlgorithm algorithm, Size2 stride, float tolerance, Generator& gen)
+{
+    for (std::int64_t groups : {1, 2})
+    {
+        INFO("groups " << groups);
+        const Conv2dOptions opt{.stride = stride, .padding = 1, .groups = groups};
+        const auto g = static_cast<std::size_t>(groups);
+        {
+            const auto x = small_ints<double>({2, 11 * g, 9, 11}, gen);
+            const auto w = small_ints<double>({9 * g, 11, 3, 3}, gen);
+            const auto b = small_ints<double>({9 * g}, gen);
+            const auto y = conv2d_forward<double>(x, w, &b, with(opt, Conv2dAlgorithm::gemm));
+            const Shape ys(y.shape().begin(), y.shape().end());
+            const auto dy = small_ints<double>(ys, gen);
+            const auto fast = conv2d_through_tape<double>(x, w, b, dy, with(opt, algorithm));
+            const auto ref = conv2d_through_tape<double>(x, w, b, dy, with(opt, Conv2dAlgorithm::gemm));
+            for (std::size_t i = 0; i < fast.size(); ++i)
+            {
+                INFO("float64, output " << i << " (y, dx, dw, db)");
+                CHECK(relative_gap(fast[i], ref[i]) < 1e-13);
+            }
+        }
+        const auto x = randn<float>({3, 20 * g, 9, 11}, gen).value();
+        const auto w = randn<float>({37 * g, 20, 3, 3}, gen).value();
+        const auto b = randn<float>({37 * g}, gen).value();
+        const auto y = conv2d_forward<float>(x, w, &b, with(opt, Conv2dAlgorithm::gemm));
+        const auto dy = randn<float>(Shape(y.shape().begin(), y.shape().end()), gen).value();
+        const auto ref = conv2d_through_tape<float>(x, w, b, dy, with(opt, Conv2dAlgorithm::gemm), 1);
+        const auto fast = conv2d_through_tape<float>(x, w, b, dy, with(opt, algorithm), 1);
+        const auto two = conv2d_through_tape<float>(x, w, b, dy, with(opt, algorithm), 2);
+        std::vector<xt::xarray<float>> plain;
+        {
+            GemmNtKernel off(false);
+            plain = conv2d_through_tape<float>(x, w, b, dy, with(opt, algorithm), 1);
+        }
+        for (std::size_t i = 0; i < fast.size(); ++i)
+        {
+            INFO("float32, output " << i << " (y, dx, dw, db)");
+            CHECK(relative_gap(fast[i], ref[i]) < tolerance);
+            CHECK(same_bits(two[i], fast[i]));
+            CHECK(same_bits(plain[i], fast[i]));
+        }
+    }
 }
 
 } // namespace tapegrad::test
