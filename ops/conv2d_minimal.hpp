@@ -192,16 +192,14 @@ template <class T>
 }
 
 // ---------------------------------------------------------------------------------------------
-// Kernel transforms
+// Kernel transforms, a vector of filters (consecutive (k, c) pairs of one group) at a time
 
-/// u[((gi * P^2 + xi) * kg + k) * cg + c] = (G w[gi*kg + k][c] G^T)[xi], w as [K][C/G][3][3];
-/// 16 filters at a time into a block written out 16 contiguous values per xi (writing each
-/// filter's values straight into u, P^2 rows kg*cg apart, kept evicting L1 lines). Shared among
-/// the OpenMP threads when `parallel`.
+/// u[((gi * P^2 + xi) * kg + k) * cg + c] = (G w[gi*kg + k][c] G^T)[xi], w as [K][C/G][3][3].
+/// Shared among the OpenMP threads when `parallel`.
 template <class S, class T>
 void transform_weights(const T* w, const Geometry& g, T* u, bool parallel)
 {
-    constexpr std::size_t lanes = 16, pp = S::p * S::p;
+    constexpr std::size_t lanes = Lanes<T>::count, pp = S::p * S::p;
     const std::size_t per = g.kg * g.cg;
     const std::size_t blocks = (per + lanes - 1) / lanes;
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
@@ -209,68 +207,70 @@ void transform_weights(const T* w, const Geometry& g, T* u, bool parallel)
     {
         for (std::size_t bi = 0; bi < blocks; ++bi)
         {
-            T block[lanes][pp];
             const std::size_t k0 = bi * lanes, count = std::min(lanes, per - k0);
+            T taps[9][lanes] = {}; // taps[3a + b][l]: tap (a, b) of filter k0 + l
             for (std::size_t l = 0; l < count; ++l)
             {
-                const T* f = w + (gi * per + k0 + l) * 9;
-                T r[S::p][3]; // G f, column by column
-                for (std::size_t j = 0; j < 3; ++j)
+                for (std::size_t e = 0; e < 9; ++e)
                 {
-                    const T col[3] = {f[j], f[3 + j], f[6 + j]};
-                    T o[S::p];
-                    apply<false, T>(S::g, col, o);
-                    for (std::size_t a = 0; a < S::p; ++a)
-                    {
-                        r[a][j] = o[a];
-                    }
-                }
-                for (std::size_t a = 0; a < S::p; ++a)
-                {
-                    apply<false, T>(S::g, r[a], block[l] + a * S::p);
+                    taps[e][l] = w[(gi * per + k0 + l) * 9 + e];
                 }
             }
-            for (std::size_t xi = 0; xi < pp; ++xi)
-            {
-                T* out = u + (gi * pp + xi) * per + k0;
-                for (std::size_t l = 0; l < count; ++l)
-                {
-                    out[l] = block[l][xi];
-                }
-            }
+            T* out = u + gi * pp * per + k0;
+            transform_tile<false, T>(
+              S::g, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, taps[3 * a + b]); },
+              [&](std::size_t r, std::size_t s, const Vec<T>& e)
+              {
+                  if (count == lanes)
+                  {
+                      store(out + (S::p * r + s) * per, e);
+                  }
+                  else
+                  {
+                      std::memcpy(out + (S::p * r + s) * per, &e, count * sizeof(T));
+                  }
+              });
         }
     }
 }
 
-/// dw[gi*kg + k][c] (3x3) = G^T q G with q[xi] = q[((gi * P^2 + xi) * kg + k) * cg + c].
+/// dw[gi*kg + k][c] (3x3) = G^T q G with q[xi] = q[((gi * P^2 + xi) * kg + k) * cg + c]. Shared
+/// among the OpenMP threads when `parallel`.
 template <class S, class T>
-void weight_grad_from_tiles(const T* q, const Geometry& g, T* dw)
+void weight_grad_from_tiles(const T* q, const Geometry& g, T* dw, bool parallel)
 {
-    constexpr std::size_t pp = S::p * S::p;
+    constexpr std::size_t lanes = Lanes<T>::count, pp = S::p * S::p;
     const std::size_t per = g.kg * g.cg;
+    const std::size_t blocks = (per + lanes - 1) / lanes;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
     for (std::size_t gi = 0; gi < g.groups; ++gi)
     {
-        for (std::size_t kc = 0; kc < per; ++kc)
+        for (std::size_t bi = 0; bi < blocks; ++bi)
         {
-            const T* in = q + gi * pp * per + kc;
-            T h[3][S::p]; // G^T q, column by column
-            for (std::size_t b = 0; b < S::p; ++b)
+            const std::size_t k0 = bi * lanes, count = std::min(lanes, per - k0);
+            const T* in = q + gi * pp * per + k0;
+            T taps[9][lanes];
+            transform_tile<true, T>(
+              S::g,
+              [&](std::size_t a, std::size_t b, Vec<T>& e)
+              {
+                  e = Vec<T>{};
+                  if (count == lanes)
+                  {
+                      load(e, in + (S::p * a + b) * per);
+                  }
+                  else
+                  {
+                      std::memcpy(&e, in + (S::p * a + b) * per, count * sizeof(T));
+                  }
+              },
+              [&](std::size_t r, std::size_t s, const Vec<T>& e) { store(taps[3 * r + s], e); });
+            for (std::size_t l = 0; l < count; ++l)
             {
-                T col[S::p];
-                for (std::size_t a = 0; a < S::p; ++a)
+                for (std::size_t e = 0; e < 9; ++e)
                 {
-                    col[a] = in[(a * S::p + b) * per];
+                    dw[(gi * per + k0 + l) * 9 + e] = taps[e][l];
                 }
-                T o[3];
-                apply<true, T>(S::g, col, o);
-                for (std::size_t i = 0; i < 3; ++i)
-                {
-                    h[i][b] = o[i];
-                }
-            }
-            for (std::size_t i = 0; i < 3; ++i)
-            {
-                apply<true, T>(S::g, h[i], dw + (gi * per + kc) * 9 + 3 * i);
             }
         }
     }
@@ -632,8 +632,8 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                       T* acc = partial + chunk * stride + gi * pp * g.kg * g.cg;
                       for (std::size_t xi = 0; xi < pp; ++xi)
                       {
-                          checked_gemm(true, false, g.kg, g.cg, tiles, buf.first + xi * zs, kp,
-                                       buf.second + xi * cs, cp, T(1), acc + xi * g.kg * g.cg, g.cg);
+                          gemm_tn(g.kg, g.cg, tiles, buf.first + xi * zs, kp, buf.second + xi * cs, cp,
+                                  acc + xi * g.kg * g.cg, g.cg);
                       }
                   }
               }
@@ -646,7 +646,7 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     add_chunks(partial, chunks, stride);
     if (dw != nullptr)
     {
-        weight_grad_from_tiles<S>(partial, g, dw);
+        weight_grad_from_tiles<S>(partial, g, dw, parallel_batch(g));
     }
     if (db != nullptr)
     {

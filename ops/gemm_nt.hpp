@@ -96,11 +96,12 @@ __attribute__((target("avx512f"))) inline void transpose_avx512(std::size_t n, s
     }
 }
 
-/// D[m x n] += A[m x len] * BT[len x n]: 8 rows of D by 32 columns at a time in 16 vector
-/// accumulators; each step broadcasts 8 elements of A's column l and multiplies them by row l
-/// of BT. Edge rows repeat the last row of A (their sums are dropped); edge columns are masked.
+/// D[m x n] += A[m x len] * BT[len x n], A's element (r, l) at a[r * ars + l * als] (so A or
+/// A^T row-major): 8 rows of D by 32 columns at a time in 16 vector accumulators; each step
+/// broadcasts 8 elements of A's column l and multiplies them by row l of BT. Edge rows repeat
+/// the last row of A (their sums are dropped); edge columns are masked.
 __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std::size_t n, std::size_t len,
-                                                              const float* a, std::size_t lda,
+                                                              const float* a, std::size_t ars, std::size_t als,
                                                               const float* bt, std::size_t ldbt, float* d,
                                                               std::size_t ldd)
 {
@@ -116,7 +117,7 @@ __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std
             const float* ar[8];
             for (std::size_t r = 0; r < 8; ++r)
             {
-                ar[r] = a + std::min(r0 + r, m - 1) * lda;
+                ar[r] = a + std::min(r0 + r, m - 1) * ars;
             }
             __m512 acc0[8], acc1[8];
             for (int r = 0; r < 8; ++r)
@@ -131,7 +132,7 @@ __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std
                 const __m512 v1 = _mm512_maskz_loadu_ps(k1, row + 16);
                 for (int r = 0; r < 8; ++r)
                 {
-                    const __m512 s = _mm512_set1_ps(ar[r][l]);
+                    const __m512 s = _mm512_set1_ps(ar[r][l * als]);
                     acc0[r] = _mm512_fmadd_ps(s, v0, acc0[r]);
                     acc1[r] = _mm512_fmadd_ps(s, v1, acc1[r]);
                 }
@@ -170,11 +171,33 @@ inline void gemm_nt(std::size_t m, std::size_t n, std::size_t len, const float* 
     if (gemm_nt_avx512_enabled())
     {
         transpose_avx512(n, len, b, ldb, work, n);
-        gemm_nt_avx512(m, n, len, a, lda, work, n, d, ldd);
+        gemm_nt_avx512(m, n, len, a, lda, 1, work, n, d, ldd);
         return;
     }
 #endif
     conv::checked_gemm(false, true, m, n, len, a, lda, b, ldb, 1.0f, d, ldd);
+}
+
+/// D[m x n] += A^T B with A [len x m] and B [len x n] (rows lda, ldb, ldd apart): the product of
+/// two tile-major matrices, which the AVX-512 kernel takes as they are.
+inline void gemm_tn(std::size_t m, std::size_t n, std::size_t len, const float* a, std::size_t lda,
+                    const float* b, std::size_t ldb, float* d, std::size_t ldd)
+{
+#if TAPEGRAD_HAVE_AVX512_NT
+    if (gemm_nt_avx512_enabled())
+    {
+        gemm_nt_avx512(m, n, len, a, 1, lda, b, ldb, d, ldd);
+        return;
+    }
+#endif
+    conv::checked_gemm(true, false, m, n, len, a, lda, b, ldb, 1.0f, d, ldd);
+}
+
+/// The double form: always BLAS.
+inline void gemm_tn(std::size_t m, std::size_t n, std::size_t len, const double* a, std::size_t lda,
+                    const double* b, std::size_t ldb, double* d, std::size_t ldd)
+{
+    conv::checked_gemm(true, false, m, n, len, a, lda, b, ldb, 1.0, d, ldd);
 }
 
 /// The double form: always BLAS.

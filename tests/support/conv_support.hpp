@@ -80,7 +80,7 @@ inline void gradcheck_conv2d_grid(const Conv2dOptions& base, std::size_t h, std:
 /// `algorithm` at `stride` against the GEMM route where the channels fill several transform
 /// vectors, the last one partly (16 floats or 8 doubles per vector), with one group and two: in
 /// float64 on integers to rounding, in float32 to `tolerance`, with bit-identical results on 1
-/// and 2 threads and with the AVX-512 transposes on and off.
+/// and 2 threads and, except dW, with the AVX-512 kernels on and off.
 inline void check_channel_blocks(Conv2dAlgorithm algorithm, Size2 stride, float tolerance, Generator& gen)
 {
     for (std::int64_t groups : {1, 2})
@@ -121,7 +121,14 @@ inline void check_channel_blocks(Conv2dAlgorithm algorithm, Size2 stride, float 
             INFO("float32, output " << i << " (y, dx, dw, db)");
             CHECK(relative_gap(fast[i], ref[i]) < tolerance);
             CHECK(same_bits(two[i], fast[i]));
-            CHECK(same_bits(plain[i], fast[i]));
+            if (i == 2) // dW: the AVX-512 kernel and BLAS add in their own orders
+            {
+                CHECK(relative_gap(plain[i], fast[i]) < tolerance);
+            }
+            else
+            {
+                CHECK(same_bits(plain[i], fast[i]));
+            }
         }
     }
 }
