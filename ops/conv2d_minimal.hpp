@@ -25,7 +25,7 @@
 /// element by element. Planes are packed into (and out of) that layout, [rows][cols][lanes], one
 /// block of channels of one image at a time.
 ///
-/// Layouts: U is [groups][P^2][K/G][C/G]. V and the input-gradient tiles are [P^2][tiles][Cp],
+/// Layouts: U is [groups][P^2][K/G][C/G] (the P^2 matrices weight_stride() apart). V and the input-gradient tiles are [P^2][tiles][Cp],
 /// M and Z are [P^2][tiles][Kp], with Cp and Kp the channel counts rounded up to whole vectors
 /// and the P^2 matrices matrix_stride() apart; the tiles of a block of images are numbered image
 /// by image, row-major within one.
@@ -91,6 +91,14 @@ struct Plan
 inline std::size_t matrix_stride(std::size_t cols, std::size_t tiles)
 {
     return cols * tiles + 16;
+}
+
+/// Distance between the P^2 kernel-tile matrices of U and of dW's tiles: kg x cg, plus 16
+/// elements of slack (a per-filter transform touches all P^2 of them, which kg*cg apart would
+/// often share L1 sets).
+inline std::size_t weight_stride(const Geometry& g)
+{
+    return g.kg * g.cg + 16;
 }
 
 /// Images per block of GEMMs: about `target` tiles (at least one image, at most the batch).
@@ -194,13 +202,14 @@ template <class T>
 // ---------------------------------------------------------------------------------------------
 // Kernel transforms, a vector of filters (consecutive (k, c) pairs of one group) at a time
 
-/// u[((gi * P^2 + xi) * kg + k) * cg + c] = (G w[gi*kg + k][c] G^T)[xi], w as [K][C/G][3][3].
+/// u[(gi * P^2 + xi) * ws + k * cg + c] = (G w[gi*kg + k][c] G^T)[xi], w as [K][C/G][3][3],
+/// ws = weight_stride(g).
 /// Shared among the OpenMP threads when `parallel`.
 template <class S, class T>
 void transform_weights(const T* w, const Geometry& g, T* u, bool parallel)
 {
     constexpr std::size_t lanes = Lanes<T>::count, pp = S::p * S::p;
-    const std::size_t per = g.kg * g.cg;
+    const std::size_t per = g.kg * g.cg, ws = weight_stride(g);
     const std::size_t blocks = (per + lanes - 1) / lanes;
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
     for (std::size_t gi = 0; gi < g.groups; ++gi)
@@ -216,31 +225,33 @@ void transform_weights(const T* w, const Geometry& g, T* u, bool parallel)
                     taps[e][l] = w[(gi * per + k0 + l) * 9 + e];
                 }
             }
-            T* out = u + gi * pp * per + k0;
+            T* out = u + gi * pp * ws + k0;
             transform_tile<false, T>(
               S::g, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, taps[3 * a + b]); },
               [&](std::size_t r, std::size_t s, const Vec<T>& e)
               {
                   if (count == lanes)
                   {
-                      store(out + (S::p * r + s) * per, e);
+                      store(out + (S::p * r + s) * ws, e);
                   }
                   else
                   {
-                      std::memcpy(out + (S::p * r + s) * per, &e, count * sizeof(T));
+                      std::memcpy(out + (S::p * r + s) * ws, &e, count * sizeof(T));
                   }
               });
         }
     }
 }
 
-/// dw[gi*kg + k][c] (3x3) = G^T q G with q[xi] = q[((gi * P^2 + xi) * kg + k) * cg + c]. Shared
+/// dw[gi*kg + k][c] (3x3) = G^T q G with q[xi] the sum, in chunk order, of the `chunks` partial
+/// sums q[chunk * stride + (gi * P^2 + xi) * ws + k * cg + c], ws = weight_stride(g). Shared
 /// among the OpenMP threads when `parallel`.
 template <class S, class T>
-void weight_grad_from_tiles(const T* q, const Geometry& g, T* dw, bool parallel)
+void weight_grad_from_tiles(const T* q, std::size_t chunks, std::size_t stride, const Geometry& g, T* dw,
+                            bool parallel)
 {
     constexpr std::size_t lanes = Lanes<T>::count, pp = S::p * S::p;
-    const std::size_t per = g.kg * g.cg;
+    const std::size_t per = g.kg * g.cg, ws = weight_stride(g);
     const std::size_t blocks = (per + lanes - 1) / lanes;
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
     for (std::size_t gi = 0; gi < g.groups; ++gi)
@@ -248,22 +259,23 @@ void weight_grad_from_tiles(const T* q, const Geometry& g, T* dw, bool parallel)
         for (std::size_t bi = 0; bi < blocks; ++bi)
         {
             const std::size_t k0 = bi * lanes, count = std::min(lanes, per - k0);
-            const T* in = q + gi * pp * per + k0;
+            const T* in = q + gi * pp * ws + k0;
+            T sums[pp][lanes] = {}; // 0 + the first chunk is that chunk exactly
+            for (std::size_t chunk = 0; chunk < chunks; ++chunk)
+            {
+                for (std::size_t xi = 0; xi < pp; ++xi)
+                {
+                    const T* from = in + chunk * stride + xi * ws;
+#pragma GCC ivdep
+                    for (std::size_t l = 0; l < count; ++l)
+                    {
+                        sums[xi][l] += from[l];
+                    }
+                }
+            }
             T taps[9][lanes];
             transform_tile<true, T>(
-              S::g,
-              [&](std::size_t a, std::size_t b, Vec<T>& e)
-              {
-                  e = Vec<T>{};
-                  if (count == lanes)
-                  {
-                      load(e, in + (S::p * a + b) * per);
-                  }
-                  else
-                  {
-                      std::memcpy(&e, in + (S::p * a + b) * per, count * sizeof(T));
-                  }
-              },
+              S::g, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, sums[S::p * a + b]); },
               [&](std::size_t r, std::size_t s, const Vec<T>& e) { store(taps[3 * r + s], e); });
             for (std::size_t l = 0; l < count; ++l)
             {
@@ -510,7 +522,7 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
     constexpr std::size_t pp = S::p * S::p, lanes = Lanes<T>::count;
     const Plan<S> p(g);
     const std::size_t cp = padded_channels<T>(g.cg), kp = padded_channels<T>(g.kg);
-    T* u = scratch<T, 1>(g.groups * pp * g.kg * g.cg);
+    T* u = scratch<T, 1>(g.groups * pp * weight_stride(g));
     transform_weights<S>(w, g, u, parallel_batch(g));
     const std::size_t block = images_per_block(g, p.tiles(), S::block_tiles),
                       blocks = (g.n + block - 1) / block;
@@ -526,7 +538,7 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y)
               for (std::size_t xi = 0; xi < pp; ++xi)
               {
                   checked_gemm(false, true, tiles, g.kg, g.cg, buf.first + xi * vs, cp,
-                               u + (gi * pp + xi) * g.kg * g.cg, g.cg, T(0), buf.second + xi * ms, kp);
+                               u + (gi * pp + xi) * weight_stride(g), g.cg, T(0), buf.second + xi * ms, kp);
               }
               for (std::size_t t = 0; t < nt; ++t)
               {
@@ -562,24 +574,25 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     const Plan<S> p(g);
     const std::size_t cp = padded_channels<T>(g.cg), kp = padded_channels<T>(g.kg);
     const auto ph = static_cast<std::size_t>(g.ph), pw = static_cast<std::size_t>(g.pw);
-    T* u = dx != nullptr ? scratch<T, 1>(g.groups * pp * g.kg * g.cg) : nullptr;
+    T* u = dx != nullptr ? scratch<T, 1>(g.groups * pp * weight_stride(g)) : nullptr;
     if (dx != nullptr)
     {
         transform_weights<S>(w, g, u, parallel_batch(g));
     }
     const std::size_t block = images_per_block(g, p.tiles(), S::block_tiles),
                       blocks = (g.n + block - 1) / block;
-    const std::size_t size = g.groups * pp * g.kg * g.cg;
+    const std::size_t size = g.groups * pp * weight_stride(g);
     const std::size_t stride = size + g.k; // one chunk's dW tiles, then its db
     const bool sums = dw != nullptr || db != nullptr;
     const std::size_t chunks =
       !sums ? blocks : (parallel_batch(g) ? std::clamp<std::size_t>(blocks, 1, 4) : 1);
     // the calling thread's own buffer, reused from call to call (a fresh 1-2 MB vector cost
-    // page faults worth a tenth of S4's time)
+    // page faults worth a tenth of S4's time); each chunk's first block writes its dW tiles
     T* partial = sums ? scratch<T, 2>(chunks * stride) : nullptr;
-    if (sums)
+    for (std::size_t chunk = 0; sums && chunk < chunks; ++chunk)
     {
-        std::fill(partial, partial + chunks * stride, T(0));
+        T* first = partial + chunk * stride;
+        std::fill(blocks == 0 || dw == nullptr ? first : first + size, first + stride, T(0));
     }
     for_each_index(
       parallel_batch(g) && chunks > 1, chunks, [&] { return Buffers<S, T>(g, p, block, kp, cp, cp != g.cg || kp != g.kg); },
@@ -613,7 +626,7 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                       for (std::size_t xi = 0; xi < pp; ++xi)
                       {
                           checked_gemm(false, false, tiles, g.cg, g.kg, buf.first + xi * zs, kp,
-                                       u + (gi * pp + xi) * g.kg * g.cg, g.cg, T(0), buf.second + xi * cs, cp);
+                                       u + (gi * pp + xi) * weight_stride(g), g.cg, T(0), buf.second + xi * cs, cp);
                       }
                       for (std::size_t t = 0; t < nt; ++t)
                       {
@@ -629,11 +642,11 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                   if (dw != nullptr)
                   {
                       input_block(x, g, p, n0, nt, gi, buf.pad, buf.flat, buf.second, cs, cp);
-                      T* acc = partial + chunk * stride + gi * pp * g.kg * g.cg;
+                      T* acc = partial + chunk * stride + gi * pp * weight_stride(g);
                       for (std::size_t xi = 0; xi < pp; ++xi)
                       {
                           gemm_tn(g.kg, g.cg, tiles, buf.first + xi * zs, kp, buf.second + xi * cs, cp,
-                                  acc + xi * g.kg * g.cg, g.cg);
+                                  acc + xi * weight_stride(g), g.cg, bi != chunk * blocks / chunks);
                       }
                   }
               }
@@ -643,14 +656,18 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     {
         return;
     }
-    add_chunks(partial, chunks, stride);
     if (dw != nullptr)
     {
-        weight_grad_from_tiles<S>(partial, g, dw, parallel_batch(g));
+        weight_grad_from_tiles<S>(partial, chunks, stride, g, dw, parallel_batch(g));
     }
-    if (db != nullptr)
+    for (std::size_t k = 0; db != nullptr && k < g.k; ++k)
     {
-        std::copy(partial + size, partial + stride, db);
+        T sum = partial[size + k];
+        for (std::size_t chunk = 1; chunk < chunks; ++chunk)
+        {
+            sum += partial[chunk * stride + size + k];
+        }
+        db[k] = sum;
     }
 }
 

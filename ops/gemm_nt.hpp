@@ -99,11 +99,12 @@ __attribute__((target("avx512f"))) inline void transpose_avx512(std::size_t n, s
 /// D[m x n] += A[m x len] * BT[len x n], A's element (r, l) at a[r * ars + l * als] (so A or
 /// A^T row-major): 8 rows of D by 32 columns at a time in 16 vector accumulators; each step
 /// broadcasts 8 elements of A's column l and multiplies them by row l of BT. Edge rows repeat
-/// the last row of A (their sums are dropped); edge columns are masked.
+/// the last row of A (their sums are dropped); edge columns are masked. D = A * BT instead when
+/// not `accumulate`.
 __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std::size_t n, std::size_t len,
                                                               const float* a, std::size_t ars, std::size_t als,
                                                               const float* bt, std::size_t ldbt, float* d,
-                                                              std::size_t ldd)
+                                                              std::size_t ldd, bool accumulate = true)
 {
     for (std::size_t c0 = 0; c0 < n; c0 += 32)
     {
@@ -145,14 +146,15 @@ __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std
                 _mm512_store_ps(sums[r], acc0[r]);
                 _mm512_store_ps(sums[r] + 16, acc1[r]);
             }
+            const __mmask16 l0 = accumulate ? k0 : 0, l1 = accumulate ? k1 : 0;
             for (std::size_t r = 0; r < rows; ++r)
             {
                 float* out = d + (r0 + r) * ldd + c0;
                 _mm512_mask_storeu_ps(out, k0,
-                                      _mm512_add_ps(_mm512_maskz_loadu_ps(k0, out), _mm512_load_ps(sums[r])));
+                                      _mm512_add_ps(_mm512_maskz_loadu_ps(l0, out), _mm512_load_ps(sums[r])));
                 _mm512_mask_storeu_ps(
                   out + 16, k1,
-                  _mm512_add_ps(_mm512_maskz_loadu_ps(k1, out + 16), _mm512_load_ps(sums[r] + 16)));
+                  _mm512_add_ps(_mm512_maskz_loadu_ps(l1, out + 16), _mm512_load_ps(sums[r] + 16)));
             }
         }
     }
@@ -178,26 +180,27 @@ inline void gemm_nt(std::size_t m, std::size_t n, std::size_t len, const float* 
     conv::checked_gemm(false, true, m, n, len, a, lda, b, ldb, 1.0f, d, ldd);
 }
 
-/// D[m x n] += A^T B with A [len x m] and B [len x n] (rows lda, ldb, ldd apart): the product of
-/// two tile-major matrices, which the AVX-512 kernel takes as they are.
+/// D[m x n] = A^T B, or D += A^T B when `accumulate`, with A [len x m] and B [len x n] (rows
+/// lda, ldb, ldd apart): the product of two tile-major matrices, which the AVX-512 kernel takes
+/// as they are.
 inline void gemm_tn(std::size_t m, std::size_t n, std::size_t len, const float* a, std::size_t lda,
-                    const float* b, std::size_t ldb, float* d, std::size_t ldd)
+                    const float* b, std::size_t ldb, float* d, std::size_t ldd, bool accumulate)
 {
 #if TAPEGRAD_HAVE_AVX512_NT
     if (gemm_nt_avx512_enabled())
     {
-        gemm_nt_avx512(m, n, len, a, 1, lda, b, ldb, d, ldd);
+        gemm_nt_avx512(m, n, len, a, 1, lda, b, ldb, d, ldd, accumulate);
         return;
     }
 #endif
-    conv::checked_gemm(true, false, m, n, len, a, lda, b, ldb, 1.0f, d, ldd);
+    conv::checked_gemm(true, false, m, n, len, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, d, ldd);
 }
 
 /// The double form: always BLAS.
 inline void gemm_tn(std::size_t m, std::size_t n, std::size_t len, const double* a, std::size_t lda,
-                    const double* b, std::size_t ldb, double* d, std::size_t ldd)
+                    const double* b, std::size_t ldb, double* d, std::size_t ldd, bool accumulate)
 {
-    conv::checked_gemm(true, false, m, n, len, a, lda, b, ldb, 1.0, d, ldd);
+    conv::checked_gemm(true, false, m, n, len, a, lda, b, ldb, accumulate ? 1.0 : 0.0, d, ldd);
 }
 
 /// The double form: always BLAS.
