@@ -11,17 +11,17 @@ namespace tapegrad
 /// How conv2d computes its three products. All give the same results up to rounding.
 enum class Conv2dAlgorithm
 {
-    /// Winograd at stride 1 for the forward pass and dX where it applies and the layer has at
+    /// Minimal filtering for the forward pass and dX where it applies and the layer has at
     /// least 16 input and 16 output channels per group (dW too when the tape needs dX and dW
-    /// together, from the same pass): winograd_4x4 when the output is at least 4x4, winograd
-    /// below that; gemm otherwise.
+    /// together, from the same pass): at stride 1 winograd_4x4 when the output is at least 4x4,
+    /// winograd below that; at stride 2 winograd's 25-product algorithm; gemm otherwise.
     automatic,
     /// im2col plus one GEMM per image (or a direct loop for very few input channels).
     gemm,
     /// Minimal filtering for all three products, for 3x3 kernels with dilation 1: at stride 1
     /// Winograd's F(2x2, 3x3), 16 multiplications per 2x2 output tile and channel pair instead
     /// of 36; at stride 2 (both axes) an algorithm with 25 instead of 36 and no rounding in its
-    /// transforms (never chosen by automatic: slower than gemm at 2 threads where measured).
+    /// transforms.
     /// Asking for it elsewhere throws.
     winograd,
     /// Winograd's F(4x4, 3x3) for all three products: 36 multiplications per 4x4 output tile and

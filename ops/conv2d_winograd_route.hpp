@@ -19,11 +19,11 @@ inline bool applies(const Geometry& g)
     return winograd::applies(g) || winograd_s2::applies(g);
 }
 
-/// The automatic choice: Winograd at stride 1 where it pays (the stride-2 algorithm is never
-/// automatic, see its header).
+/// The automatic choice: a minimal filtering algorithm where it applies and both channel counts
+/// per group are at least 16 (see winograd::preferred), at stride 1 or 2.
 inline bool preferred(const Geometry& g)
 {
-    return winograd::preferred(g);
+    return winograd::preferred(g) || (winograd_s2::applies(g) && g.cg >= 16 && g.kg >= 16);
 }
 
 /// Which of the two stride-1 algorithms automatic runs: F(4x4, 3x3) unless the output is smaller

@@ -21,11 +21,11 @@
 /// gives a 2x2 output tile from 25 products. As no transform rounds, integer data gives the same
 /// values as im2col + GEMM in float64, and float32 rounds like a direct sum in another order.
 ///
-/// Not the automatic choice: on W1 S4 (N 16, 64 -> 128 channels, 16x16, k3 s2 p1), on an AMD
-/// EPYC with AVX-512, fwd+bwd took 5.8 ms against im2col + GEMM's 5.6-5.8 on one thread and
-/// 3.1-3.3 against 3.0-3.1 on two (fastest of 8 runs each). Its GEMMs have an inner dimension of
-/// only C/G = 64, and its transforms cost about what the 36/25 fewer products save.
-/// It runs when conv2d is asked for Conv2dAlgorithm::winograd.
+/// The automatic choice for such layers with 16 or more channels each way: on W1 S4 (N 16,
+/// 64 -> 128 channels, 16x16, k3 s2 p1), on an AMD EPYC with AVX-512, fwd+bwd takes 4.7 ms against
+/// im2col + GEMM's 5.6 on one thread and 2.4 against 2.8 on two (fastest of 10 runs each), since
+/// the tile engine's transforms run on vectors of channels. Before that they cost about what the
+/// 36/25 fewer products saved (5.8 against 5.6-5.8 ms, 3.1-3.3 against 3.0-3.1).
 
 #include <tapegrad/ops/conv2d_minimal.hpp>
 
