@@ -54,6 +54,7 @@ const ConvShape S4{"S4", 16, 64, 128, 16, 16, 3, 2, 1};
 const ConvShape S2_gemm{"S2", 64, 32, 64, 14, 14, 3, 1, 1, tg::Conv2dAlgorithm::gemm};
 const ConvShape S2_winograd{"S2", 64, 32, 64, 14, 14, 3, 1, 1, tg::Conv2dAlgorithm::winograd};
 const ConvShape S2_winograd_4x4{"S2", 64, 32, 64, 14, 14, 3, 1, 1, tg::Conv2dAlgorithm::winograd_4x4};
+const ConvShape S2_winograd_5x5{"S2", 64, 32, 64, 14, 14, 3, 1, 1, tg::Conv2dAlgorithm::winograd_5x5};
 const ConvShape S4_gemm{"S4", 16, 64, 128, 16, 16, 3, 2, 1, tg::Conv2dAlgorithm::gemm};
 const ConvShape S4_winograd{"S4", 16, 64, 128, 16, 16, 3, 2, 1, tg::Conv2dAlgorithm::winograd};
 
@@ -173,6 +174,7 @@ BENCHMARK_CAPTURE(conv2d_fwd_bwd, S4_N16_64to128_16x16_k3s2p1, S4)->Apply(thread
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S2_gemm, S2_gemm)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S2_winograd, S2_winograd)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S2_winograd_4x4, S2_winograd_4x4)->Apply(threads_1_2);
+BENCHMARK_CAPTURE(conv2d_fwd_bwd, S2_winograd_5x5, S2_winograd_5x5)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S4_gemm, S4_gemm)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd_bwd, S4_winograd, S4_winograd)->Apply(threads_1_2);
 BENCHMARK_CAPTURE(conv2d_fwd, S2, S2)->Apply(threads_1_2);

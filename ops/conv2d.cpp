@@ -109,7 +109,8 @@ Geometry make_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o)
     {
         case Conv2dAlgorithm::automatic:
             g.winograd = detail::conv::winograd_route::preferred(g);
-            g.winograd_4x4 = g.winograd && detail::conv::winograd_route::prefer_4x4(g);
+            g.winograd_5x5 = g.winograd && detail::conv::winograd_route::prefer_5x5(g);
+            g.winograd_4x4 = g.winograd && !g.winograd_5x5 && detail::conv::winograd_route::prefer_4x4(g);
             break;
         case Conv2dAlgorithm::gemm:
             break;
@@ -137,6 +138,19 @@ Geometry make_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o)
             g.winograd = true;
             g.winograd_weight = true;
             g.winograd_4x4 = true;
+            break;
+        case Conv2dAlgorithm::winograd_5x5:
+            if (!detail::conv::winograd_5x5::applies(g))
+            {
+                throw ValueError(detail::cat("tg::conv2d: algorithm winograd_5x5 (F(5x5, 3x3)) needs a 3x3 "
+                                             "kernel, stride 1 and dilation 1, got kernel ",
+                                             g.kh, "x", g.kw, ", stride (", g.sh, ", ", g.sw, "), dilation (",
+                                             g.dh, ", ", g.dw, ") for x ", shape_str(xs), ", w ",
+                                             shape_str(ws)));
+            }
+            g.winograd = true;
+            g.winograd_weight = true;
+            g.winograd_5x5 = true;
             break;
     }
     return g;

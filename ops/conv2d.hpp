@@ -13,8 +13,9 @@ enum class Conv2dAlgorithm
 {
     /// Minimal filtering for the forward pass and dX where it applies and the layer has at
     /// least 16 input and 16 output channels per group (dW too when the tape needs dX and dW
-    /// together, from the same pass): at stride 1 winograd_4x4 when the output is at least 4x4,
-    /// winograd below that; at stride 2 winograd's 25-product algorithm; gemm otherwise.
+    /// together, from the same pass): at stride 1 winograd_4x4 or winograd_5x5, whichever tiling
+    /// needs fewer products, when the output is at least 4x4, winograd below that; at stride 2
+    /// winograd's 25-product algorithm; gemm otherwise.
     automatic,
     /// im2col plus one GEMM per image (or a direct loop for very few input channels).
     gemm,
@@ -28,7 +29,13 @@ enum class Conv2dAlgorithm
     /// channel pair, 2.25 per output against winograd's 4 and a direct sum's 9. Its transforms
     /// round (coefficients 1/6, 1/24 and up to 8), so float32 results differ from gemm by about
     /// 1e-5 relative. Only for 3x3 kernels with stride 1 and dilation 1; elsewhere it throws.
-    winograd_4x4
+    winograd_4x4,
+    /// Winograd's F(5x5, 3x3) for all three products: 49 multiplications per 5x5 output tile and
+    /// channel pair, 1.96 per output; automatic takes it where its tiling needs fewer products
+    /// than winograd_4x4's (14x14 outputs: 3x3 tiles of 5 against 4x4 tiles of 4). Its transforms
+    /// round a little more than winograd_4x4's (coefficients up to 16). Only for 3x3 kernels with
+    /// stride 1 and dilation 1; elsewhere it throws.
+    winograd_5x5
 };
 
 struct Conv2dOptions

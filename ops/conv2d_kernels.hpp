@@ -27,6 +27,7 @@ struct Geometry
     bool winograd = false;        ///< forward and dX run by F(2x2, 3x3) (conv2d_winograd.hpp)
     bool winograd_weight = false; ///< dW too
     bool winograd_4x4 = false;    ///< by F(4x4, 3x3) (conv2d_winograd_4x4.hpp)
+    bool winograd_5x5 = false;    ///< by F(5x5, 3x3) (conv2d_winograd_5x5.hpp)
 
     std::size_t rows() const { return cg * kh * kw; }
     std::size_t cols() const { return ho * wo; }

@@ -8,6 +8,7 @@
 #include <tapegrad/ops/conv2d_minimal.hpp>
 #include <tapegrad/ops/conv2d_winograd.hpp>
 #include <tapegrad/ops/conv2d_winograd_4x4.hpp>
+#include <tapegrad/ops/conv2d_winograd_5x5.hpp>
 #include <tapegrad/ops/conv2d_winograd_s2.hpp>
 
 namespace tapegrad::detail::conv::winograd_route
@@ -26,14 +27,28 @@ inline bool preferred(const Geometry& g)
     return winograd::preferred(g) || (winograd_s2::applies(g) && g.cg >= 16 && g.kg >= 16);
 }
 
-/// Which of the two stride-1 algorithms automatic runs: F(4x4, 3x3) unless the output is smaller
-/// than one of its 4x4 tiles each way, where most of the tile would be thrown away. On W1 S2
-/// (N 64, 32 -> 64 channels, 14x14) fwd+bwd took 10.0-10.5 ms against F(2x2, 3x3)'s 12.1 on one
-/// thread and 5.2 against 6.0 on two (fastest of 16 runs each, AMD EPYC; not measured on the
-/// Intel machine where F(2x2, 3x3) was tuned).
+/// Multiplications per image and channel pair of a stride-1 tile algorithm with M x M output
+/// tiles: the tiles that cover Ho x Wo times (M + 2)^2.
+inline std::size_t tile_products(const Geometry& g, std::size_t m)
+{
+    return ((g.ho + m - 1) / m) * ((g.wo + m - 1) / m) * (m + 2) * (m + 2);
+}
+
+/// Which stride-1 algorithm automatic runs: F(2x2, 3x3) when the output is smaller than one 4x4
+/// tile each way (most of a larger tile would be thrown away); otherwise F(4x4, 3x3), or F(5x5,
+/// 3x3) when its tiling needs fewer multiplications (14x14: 441 against 576; 28x28: a tie, which
+/// goes to F(4x4, 3x3) for its smaller rounding). On W1 S2 (N 64, 32 -> 64 channels, 14x14)
+/// fwd+bwd took 10.0-10.5 ms by F(4x4, 3x3) against F(2x2, 3x3)'s 12.1 on one thread and 5.2
+/// against 6.0 on two, before the transforms ran on vectors of channels; F(5x5, 3x3): see
+/// conv2d_winograd_5x5.hpp.
 inline bool prefer_4x4(const Geometry& g)
 {
     return winograd_4x4::applies(g) && g.ho >= 4 && g.wo >= 4;
+}
+
+inline bool prefer_5x5(const Geometry& g)
+{
+    return prefer_4x4(g) && tile_products(g, 5) < tile_products(g, 4);
 }
 
 /// Elements of the transformed input that forward() keeps for backward()'s dW; 0 for none. The
@@ -41,7 +56,7 @@ inline bool prefer_4x4(const Geometry& g)
 /// page faults than the transform (S4, 2 threads).
 inline std::size_t saved_input_size(const Geometry& g)
 {
-    return winograd_s2::applies(g) || g.winograd_4x4 ? 0 : winograd::saved_input_size(g);
+    return winograd_s2::applies(g) || g.winograd_4x4 || g.winograd_5x5 ? 0 : winograd::saved_input_size(g);
 }
 
 template <class T>
@@ -50,6 +65,10 @@ void forward(const T* x, const T* w, const T* b, const Geometry& g, T* y, T* sav
     if (winograd_s2::applies(g))
     {
         minimal::forward<winograd_s2::Scheme>(x, w, b, g, y);
+    }
+    else if (g.winograd_5x5)
+    {
+        minimal::forward<winograd_5x5::Scheme>(x, w, b, g, y);
     }
     else if (g.winograd_4x4)
     {
@@ -68,6 +87,10 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
     if (winograd_s2::applies(g))
     {
         minimal::backward<winograd_s2::Scheme>(dy, x, w, g, dx, dw, db);
+    }
+    else if (g.winograd_5x5)
+    {
+        minimal::backward<winograd_5x5::Scheme>(dy, x, w, g, dx, dw, db);
     }
     else if (g.winograd_4x4)
     {

@@ -25,6 +25,7 @@ constexpr auto gemm = tg::Conv2dAlgorithm::gemm;
 constexpr auto winograd = tg::Conv2dAlgorithm::winograd;
 constexpr auto automatic = tg::Conv2dAlgorithm::automatic;
 constexpr auto winograd_4x4 = tg::Conv2dAlgorithm::winograd_4x4;
+constexpr auto winograd_5x5 = tg::Conv2dAlgorithm::winograd_5x5;
 
 } // namespace
 
@@ -113,10 +114,11 @@ TEST_CASE("conv2d winograd: the automatic choice", "[conv2d][winograd]")
     const tg::Conv2dOptions opt{.padding = 1};
     SECTION("16 or more channels each way: F(4x4, 3x3) for y and dX, GEMM for dW alone")
     {
-        const auto x = tg::randn<float>({2, 16, 9, 8}, gen).value();
+        // 8x8: 4 tiles of F(4x4, 3x3) (144 products) against 4 of F(5x5, 3x3) (196)
+        const auto x = tg::randn<float>({2, 16, 8, 8}, gen).value();
         const auto w = tg::randn<float>({16, 16, 3, 3}, gen).value();
-        const auto dy = tg::randn<float>({2, 16, 9, 8}, gen).value();
-        const tg::Shape xs{2, 16, 9, 8}, ws{16, 16, 3, 3};
+        const auto dy = tg::randn<float>({2, 16, 8, 8}, gen).value();
+        const tg::Shape xs{2, 16, 8, 8}, ws{16, 16, 3, 3};
         const auto y = tg::conv2d_forward<float>(x, w, nullptr, opt);
         CHECK(same_bits(y, tg::conv2d_forward<float>(x, w, nullptr, with(opt, winograd_4x4))));
         CHECK_FALSE(same_bits(y, tg::conv2d_forward<float>(x, w, nullptr, with(opt, winograd))));
@@ -125,6 +127,19 @@ TEST_CASE("conv2d winograd: the automatic choice", "[conv2d][winograd]")
                         tg::conv2d_backward_input<float>(dy, w, xs, with(opt, winograd_4x4))));
         CHECK(same_bits(tg::conv2d_backward_weight<float>(dy, x, ws, opt),
                         tg::conv2d_backward_weight<float>(dy, x, ws, with(opt, gemm))));
+    }
+    SECTION("where its tiling needs fewer products: F(5x5, 3x3)")
+    {
+        // 10x10: 4 tiles of F(5x5, 3x3) (196 products) against 9 of F(4x4, 3x3) (324)
+        const auto x = tg::randn<float>({2, 16, 10, 10}, gen).value();
+        const auto w = tg::randn<float>({16, 16, 3, 3}, gen).value();
+        const auto dy = tg::randn<float>({2, 16, 10, 10}, gen).value();
+        const tg::Shape xs{2, 16, 10, 10};
+        const auto y = tg::conv2d_forward<float>(x, w, nullptr, opt);
+        CHECK(same_bits(y, tg::conv2d_forward<float>(x, w, nullptr, with(opt, winograd_5x5))));
+        CHECK_FALSE(same_bits(y, tg::conv2d_forward<float>(x, w, nullptr, with(opt, winograd_4x4))));
+        CHECK(same_bits(tg::conv2d_backward_input<float>(dy, w, xs, opt),
+                        tg::conv2d_backward_input<float>(dy, w, xs, with(opt, winograd_5x5))));
     }
     SECTION("an output smaller than 4x4: F(2x2, 3x3)")
     {
@@ -244,10 +259,10 @@ TEST_CASE("conv2d winograd: automatic takes dW from the Winograd pass when dX is
 {
     // Real-valued data: the bits show which route ran.
     tg::Generator gen(37);
-    const auto x = tg::randn<float>({2, 16, 9, 8}, gen).value();
+    const auto x = tg::randn<float>({2, 16, 8, 8}, gen).value();
     const auto w = tg::randn<float>({16, 16, 3, 3}, gen).value();
     const auto b = tg::randn<float>({16}, gen).value();
-    const auto dy = tg::randn<float>({2, 16, 9, 8}, gen).value();
+    const auto dy = tg::randn<float>({2, 16, 8, 8}, gen).value();
     const tg::Conv2dOptions opt{.padding = 1};
     const tg::Shape ws{16, 16, 3, 3};
     for (bool kernel : {true, false})
