@@ -1,7 +1,8 @@
 // The tapegrad side of the peer comparison (issue 5). Every workload here has a twin in
 // peer_torch.cpp with the same shapes, the same values (peer_common.hpp), the same thread count
-// and the same timing (timing.hpp). The fashion CNN is written with the functional ops and a
-// hand-written SGD-momentum update, mirroring the LibTorch side line for line.
+// and the same timing (timing.hpp). The fashion CNN is written with the functional ops, mirroring
+// the LibTorch side line for line; the SGD-momentum update is tapegrad's optimiser, the same
+// arithmetic as LibTorch's in-place tensor ops there.
 
 #include "peer_common.hpp"
 
@@ -117,41 +118,22 @@ tg::Tensor fashion_cnn(const std::vector<tg::Tensor>& p, const tg::Tensor& x)
     return tg::linear(tg::relu(tg::linear(tg::flatten(h), p[4], p[5])), p[6], p[7]);
 }
 
-/// One SGD-with-momentum step (buf = momentum * buf + grad; p -= lr * buf); returns the loss.
-float train_step(std::vector<tg::Tensor>& params, std::vector<std::vector<float>>& bufs, const tg::Tensor& x,
-                 const tg::Labels& y)
+/// SGD with momentum (buf = momentum * buf + grad; p -= lr * buf) through tapegrad's optimiser,
+/// which threads each update over the parameter's elements as ATen does LibTorch's in-place ops.
+tg::optim::SGD make_sgd(const std::vector<tg::Tensor>& params)
 {
-    for (auto& p : params)
-    {
-        p.zero_grad();
-    }
-    auto loss = tg::cross_entropy(fashion_cnn(params, x), y);
-    loss.backward();
-    {
-        tg::NoGradGuard no_grad;
-        for (std::size_t i = 0; i < params.size(); ++i)
-        {
-            const float* g = params[i].grad().value().data();
-            float* v = params[i].mutable_value().data();
-            float* b = bufs[i].data();
-            for (std::size_t j = 0; j < bufs[i].size(); ++j)
-            {
-                b[j] = peer::momentum * b[j] + g[j];
-                v[j] -= peer::learning_rate * b[j];
-            }
-        }
-    }
-    return loss.item();
+    return tg::optim::SGD(params, {.lr = peer::learning_rate, .momentum = peer::momentum});
 }
 
-std::vector<std::vector<float>> momentum_buffers(const std::vector<tg::Tensor>& params)
+/// One training step; returns the loss.
+float train_step(tg::optim::SGD& sgd, const std::vector<tg::Tensor>& params, const tg::Tensor& x,
+                 const tg::Labels& y)
 {
-    std::vector<std::vector<float>> bufs;
-    for (const auto& p : params)
-    {
-        bufs.emplace_back(p.numel(), 0.0f);
-    }
-    return bufs;
+    sgd.zero_grad();
+    auto loss = tg::cross_entropy(fashion_cnn(params, x), y);
+    loss.backward();
+    sgd.step();
+    return loss.item();
 }
 
 void train_step_workload(const Args& a, Reporter& rep)
@@ -161,10 +143,10 @@ void train_step_workload(const Args& a, Reporter& rep)
         return;
     }
     auto params = make_params(peer::fashion_cnn_params(), peer::seed);
-    auto bufs = momentum_buffers(params);
+    auto sgd = make_sgd(params);
     const auto x = uniform({peer::batch_size, 1, 28, 28}, 0, 1, 5);
     const tg::Labels y = peer::random_labels(peer::batch_size, 10, 6);
-    const auto t = peer::measure([&] { train_step(params, bufs, x, y); }, a.timing);
+    const auto t = peer::measure([&] { train_step(sgd, params, x, y); }, a.timing);
     rep.add("W3a step", t, peer::fashion_cnn_step_flops(), std::nullopt);
 }
 
@@ -192,7 +174,7 @@ void epoch_workload(const Args& a, Reporter& rep)
           test = peer::load_fashion_mnist(a.data_dir, "t10k");
       });
     auto params = make_params(peer::fashion_cnn_params(), peer::seed);
-    auto bufs = momentum_buffers(params);
+    auto sgd = make_sgd(params);
     const auto order = peer::shuffled_indices(train.n, peer::seed);
 
     std::size_t steps = 0;
@@ -204,7 +186,7 @@ void epoch_workload(const Args& a, Reporter& rep)
           {
               const auto [x, y] =
                 batch(train, order, first, std::min<std::size_t>(peer::batch_size, train.n - first));
-              loss_sum += train_step(params, bufs, x, y);
+              loss_sum += train_step(sgd, params, x, y);
               ++steps;
           }
       });
