@@ -127,31 +127,23 @@ Geometry make_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o)
             g.winograd_weight = true;
             break;
         case Conv2dAlgorithm::winograd_4x4:
-            if (!detail::conv::winograd_4x4::applies(g))
-            {
-                throw ValueError(detail::cat("tg::conv2d: algorithm winograd_4x4 (F(4x4, 3x3)) needs a 3x3 "
-                                             "kernel, stride 1 and dilation 1, got kernel ",
-                                             g.kh, "x", g.kw, ", stride (", g.sh, ", ", g.sw, "), dilation (",
-                                             g.dh, ", ", g.dw, ") for x ", shape_str(xs), ", w ",
-                                             shape_str(ws)));
-            }
-            g.winograd = true;
-            g.winograd_weight = true;
-            g.winograd_4x4 = true;
-            break;
         case Conv2dAlgorithm::winograd_5x5:
-            if (!detail::conv::winograd_5x5::applies(g))
+        {
+            const bool four = o.algorithm == Conv2dAlgorithm::winograd_4x4;
+            if (!(four ? detail::conv::winograd_4x4::applies(g) : detail::conv::winograd_5x5::applies(g)))
             {
-                throw ValueError(detail::cat("tg::conv2d: algorithm winograd_5x5 (F(5x5, 3x3)) needs a 3x3 "
-                                             "kernel, stride 1 and dilation 1, got kernel ",
-                                             g.kh, "x", g.kw, ", stride (", g.sh, ", ", g.sw, "), dilation (",
-                                             g.dh, ", ", g.dw, ") for x ", shape_str(xs), ", w ",
-                                             shape_str(ws)));
+                throw ValueError(
+                  detail::cat("tg::conv2d: algorithm ", four ? "winograd_4x4 (F(4x4" : "winograd_5x5 (F(5x5",
+                              ", 3x3)) needs a 3x3 kernel, stride 1 and dilation 1, got kernel ", g.kh, "x",
+                              g.kw, ", stride (", g.sh, ", ", g.sw, "), dilation (", g.dh, ", ", g.dw,
+                              ") for x ", shape_str(xs), ", w ", shape_str(ws)));
             }
             g.winograd = true;
             g.winograd_weight = true;
-            g.winograd_5x5 = true;
+            g.winograd_4x4 = four;
+            g.winograd_5x5 = !four;
             break;
+        }
     }
     return g;
 }

@@ -20,17 +20,16 @@
 ///     dD = B [sum over k of Z . U] B^T         (P^2 GEMMs Z_xi * U_xi, tiles added where they
 ///                                               overlap)
 ///
-/// The tile transforms work on `lanes` channels at once (one 64-byte vector: 16 floats or 8
-/// doubles), so every addition of a transform is one vector operation and no tile is gathered
-/// element by element. Planes are packed into (and out of) that layout, [rows][cols][lanes], one
-/// block of channels of one image at a time.
+/// The tile transforms work on vectors of channels (conv2d_lanes.hpp): planes are packed into
+/// (and out of) [rows][cols][lanes], one block of channels of one image at a time.
 ///
-/// Layouts: U is [groups][P^2][K/G][C/G] (the P^2 matrices weight_stride() apart). V and the input-gradient tiles are [P^2][tiles][Cp],
-/// M and Z are [P^2][tiles][Kp], with Cp and Kp the channel counts rounded up to whole vectors
-/// and the P^2 matrices matrix_stride() apart; the tiles of a block of images are numbered image
-/// by image, row-major within one.
+/// Layouts: U is [groups][P^2][K/G][C/G] (the P^2 matrices weight_stride() apart). V and the input-gradient
+/// tiles are [P^2][tiles][Cp], M and Z are [P^2][tiles][Kp], with Cp and Kp the channel counts rounded up to
+/// whole vectors and the P^2 matrices matrix_stride() apart; the tiles of a block of images are numbered
+/// image by image, row-major within one.
 
 #include <tapegrad/ops/conv2d_kernels.hpp>
+#include <tapegrad/ops/conv2d_lanes.hpp>
 #include <tapegrad/ops/gemm_nt.hpp>
 
 #include <algorithm>
@@ -41,26 +40,6 @@
 
 namespace tapegrad::detail::conv::minimal
 {
-
-/// The channels one transform handles at once: a 64-byte vector of T (GCC splits it into the
-/// machine's registers).
-template <class T>
-struct Lanes
-{
-    static constexpr std::size_t count = 64 / sizeof(T);
-    typedef T type __attribute__((vector_size(64)));
-};
-
-template <class T>
-using Vec = typename Lanes<T>::type;
-
-/// n rounded up to whole vectors of T.
-template <class T>
-inline std::size_t padded_channels(std::size_t n)
-{
-    constexpr std::size_t l = Lanes<T>::count;
-    return (n + l - 1) / l * l;
-}
 
 /// The tiling of one image for Scheme S: th x tw tiles of M x M outputs cover Ho x Wo (partly
 /// outside at the bottom and right); tile (i, j) reads rows step*i .. step*i + P - 1 (and the
@@ -106,97 +85,6 @@ inline std::size_t images_per_block(const Geometry& g, std::size_t tiles, std::s
 {
     const std::size_t images = (target + tiles / 2) / std::max<std::size_t>(tiles, 1);
     return std::clamp<std::size_t>(images, 1, std::max<std::size_t>(g.n, 1)); // n may be 0
-}
-
-// ---------------------------------------------------------------------------------------------
-// Constant matrices, applied to scalars or to vectors of channels
-
-/// s = sum_j c[i][j] d[j] (c transposed when `Tr`), for E = T or Vec<T>. Called with constant c
-/// and, once the loops are unrolled, constant i and j, so zero coefficients vanish and +-1
-/// become additions.
-template <bool Tr, class T, std::size_t R, std::size_t C, class E>
-[[gnu::always_inline]] inline void row_dot(const double (&c)[R][C], std::size_t i, const E* d, E& s)
-{
-    constexpr std::size_t cols = Tr ? R : C;
-    s = E{};
-#pragma GCC unroll 8
-    for (std::size_t j = 0; j < cols; ++j)
-    {
-        const double k = Tr ? c[j][i] : c[i][j];
-        if (k == 1.0)
-        {
-            s += d[j];
-        }
-        else if (k == -1.0)
-        {
-            s -= d[j];
-        }
-        else if (k != 0.0)
-        {
-            s += static_cast<T>(k) * d[j];
-        }
-    }
-}
-
-/// o[i] = (c d)[i] for every row i (c transposed when `Tr`).
-template <bool Tr, class T, std::size_t R, std::size_t C, class E>
-[[gnu::always_inline]] inline void apply(const double (&c)[R][C], const E* d, E* o)
-{
-    constexpr std::size_t rows = Tr ? C : R;
-#pragma GCC unroll 8
-    for (std::size_t i = 0; i < rows; ++i)
-    {
-        row_dot<Tr, T>(c, i, d, o[i]);
-    }
-}
-
-/// The nested 2-D transform of one tile of vectors: out(r, s) = (c D c^T)[r][s] (c^T D c when
-/// `Tr`), with D(a, b) read by in(a, b, vector&) and each result passed to out(r, s, vector).
-/// Columns first, through a small array on the stack, then rows.
-template <bool Tr, class T, std::size_t R, std::size_t C, class In, class Out>
-[[gnu::always_inline]] inline void transform_tile(const double (&c)[R][C], In in, Out out)
-{
-    constexpr std::size_t ni = Tr ? R : C, no = Tr ? C : R;
-    Vec<T> mid[no][ni];
-#pragma GCC unroll 8
-    for (std::size_t b = 0; b < ni; ++b)
-    {
-        Vec<T> col[ni], o[no];
-#pragma GCC unroll 8
-        for (std::size_t a = 0; a < ni; ++a)
-        {
-            in(a, b, col[a]);
-        }
-        apply<Tr, T>(c, col, o);
-#pragma GCC unroll 8
-        for (std::size_t r = 0; r < no; ++r)
-        {
-            mid[r][b] = o[r];
-        }
-    }
-#pragma GCC unroll 8
-    for (std::size_t r = 0; r < no; ++r)
-    {
-        Vec<T> o[no];
-        apply<Tr, T>(c, mid[r], o);
-#pragma GCC unroll 8
-        for (std::size_t s = 0; s < no; ++s)
-        {
-            out(r, s, o[s]);
-        }
-    }
-}
-
-template <class T>
-[[gnu::always_inline]] inline void load(Vec<T>& v, const T* p)
-{
-    std::memcpy(&v, p, sizeof v);
-}
-
-template <class T>
-[[gnu::always_inline]] inline void store(T* p, const Vec<T>& v)
-{
-    std::memcpy(p, &v, sizeof v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,89 +177,6 @@ void weight_grad_from_tiles(const T* q, std::size_t chunks, std::size_t stride, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Packing planes into vectors of channels and back
-
-/// Whether pack_planes and unpack_planes may transpose by AVX-512 register blocks (float only).
-template <class T>
-inline bool transpose_in_registers()
-{
-#if TAPEGRAD_HAVE_AVX512_NT
-    return std::is_same_v<T, float> && gemm_nt_avx512_enabled();
-#else
-    return false;
-#endif
-}
-
-/// dst[((r0 + r) * ld + c0 + c) * lanes + l] = src[(l * rows + r) * cols + c] for the `count`
-/// consecutive rows x cols planes at src (l < count), the other lanes zero. `flat` is work space
-/// for rows * cols vectors: the planes are transposed whole into it, by AVX-512 register blocks
-/// where the CPU has them, and then copied row by row.
-template <class T>
-void pack_planes(const T* src, std::size_t count, std::size_t rows, std::size_t cols, T* dst, std::size_t ld,
-                 std::size_t r0, std::size_t c0, T* flat)
-{
-    constexpr std::size_t lanes = Lanes<T>::count;
-    const std::size_t plane = rows * cols;
-    if (count < lanes)
-    {
-        std::fill_n(flat, plane * lanes, T(0));
-    }
-    bool done = false;
-#if TAPEGRAD_HAVE_AVX512_NT
-    if constexpr (std::is_same_v<T, float>)
-    {
-        if (gemm_nt_avx512_enabled())
-        {
-            transpose_avx512(count, plane, src, plane, flat, lanes);
-            done = true;
-        }
-    }
-#endif
-    for (std::size_t l = 0; l < count && !done; ++l)
-    {
-        for (std::size_t e = 0; e < plane; ++e)
-        {
-            flat[e * lanes + l] = src[l * plane + e];
-        }
-    }
-    for (std::size_t r = 0; r < rows; ++r)
-    {
-        std::copy_n(flat + r * cols * lanes, cols * lanes, dst + ((r0 + r) * ld + c0) * lanes);
-    }
-}
-
-/// The inverse of pack_planes for the lanes l < count: dst[(l * rows + r) * cols + c] =
-/// src[((r0 + r) * ld + c0 + c) * lanes + l], through `flat` as there.
-template <class T>
-void unpack_planes(const T* src, std::size_t ld, std::size_t r0, std::size_t c0, std::size_t count,
-                   std::size_t rows, std::size_t cols, T* dst, T* flat)
-{
-    constexpr std::size_t lanes = Lanes<T>::count;
-    const std::size_t plane = rows * cols;
-    for (std::size_t r = 0; r < rows; ++r)
-    {
-        std::copy_n(src + ((r0 + r) * ld + c0) * lanes, cols * lanes, flat + r * cols * lanes);
-    }
-#if TAPEGRAD_HAVE_AVX512_NT
-    if constexpr (std::is_same_v<T, float>)
-    {
-        if (gemm_nt_avx512_enabled())
-        {
-            transpose_avx512(plane, count, flat, lanes, dst, plane);
-            return;
-        }
-    }
-#endif
-    for (std::size_t l = 0; l < count; ++l)
-    {
-        for (std::size_t e = 0; e < plane; ++e)
-        {
-            dst[l * plane + e] = flat[e * lanes + l];
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Tile transforms of one image and one vector of channels. `ld` is the matrices' row length
 // (Cp or Kp); the matrix pointers point at the image's first tile and the vector's first channel.
 
@@ -408,7 +213,8 @@ void output_tiles(const T* m, std::size_t ms, std::size_t ld, const Plan<S>& p, 
             T* o = out + (S::m * ti * oc + S::m * tj) * lanes;
             transform_tile<false, T>(
               S::at, [&](std::size_t a, std::size_t b, Vec<T>& e) { load(e, d + (S::p * a + b) * ms); },
-              [&](std::size_t r, std::size_t s, const Vec<T>& e) { store(o + (r * oc + s) * lanes, e + bias); });
+              [&](std::size_t r, std::size_t s, const Vec<T>& e)
+              { store(o + (r * oc + s) * lanes, e + bias); });
         }
     }
 }
@@ -475,11 +281,13 @@ struct Buffers
     T* flat = nullptr; ///< pack_planes' work space
 
     /// `padded`: some channel counts are not whole vectors (the matrices are zeroed too).
-    Buffers(const Geometry& g, const Plan<S>& p, std::size_t block, std::size_t first_cols, std::size_t second_cols, bool padded)
+    Buffers(const Geometry& g, const Plan<S>& p, std::size_t block, std::size_t first_cols,
+            std::size_t second_cols, bool padded)
     {
         constexpr std::size_t pp = S::p * S::p, lanes = Lanes<T>::count;
         const std::size_t tiles = block * p.tiles();
-        const std::size_t a = pp * matrix_stride(first_cols, tiles), b = pp * matrix_stride(second_cols, tiles);
+        const std::size_t a = pp * matrix_stride(first_cols, tiles),
+                          b = pp * matrix_stride(second_cols, tiles);
         const std::size_t plane = p.plane() * lanes, out_plane = p.out_plane() * lanes;
         const std::size_t flat_size = std::max(g.h * g.w, g.ho * g.wo) * lanes;
         first = scratch<T>(a + b + 2 * plane + out_plane + flat_size);
@@ -505,8 +313,8 @@ void input_block(const T* x, const Geometry& g, const Plan<S>& p, std::size_t n0
     {
         for (std::size_t c0 = 0; c0 < g.cg; c0 += lanes)
         {
-            pack_planes(x + ((n0 + t) * g.c + gi * g.cg + c0) * g.h * g.w, std::min(lanes, g.cg - c0), g.h, g.w,
-                        pad, p.wp, ph, pw, flat);
+            pack_planes(x + ((n0 + t) * g.c + gi * g.cg + c0) * g.h * g.w, std::min(lanes, g.cg - c0), g.h,
+                        g.w, pad, p.wp, ph, pw, flat);
             input_tiles(pad, p, v + t * p.tiles() * ld + c0, vs, ld);
         }
     }
@@ -595,7 +403,8 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
         std::fill(blocks == 0 || dw == nullptr ? first : first + size, first + stride, T(0));
     }
     for_each_index(
-      parallel_batch(g) && chunks > 1, chunks, [&] { return Buffers<S, T>(g, p, block, kp, cp, cp != g.cg || kp != g.kg); },
+      parallel_batch(g) && chunks > 1, chunks,
+      [&] { return Buffers<S, T>(g, p, block, kp, cp, cp != g.cg || kp != g.kg); },
       [&](const Buffers<S, T>& buf, std::size_t chunk)
       {
           for (std::size_t bi = chunk * blocks / chunks; bi < (chunk + 1) * blocks / chunks; ++bi)
@@ -617,7 +426,8 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                       for (std::size_t k0 = 0; k0 < g.kg; k0 += lanes)
                       {
                           pack_planes(dy + ((n0 + t) * g.k + gi * g.kg + k0) * g.ho * g.wo,
-                                      std::min(lanes, g.kg - k0), g.ho, g.wo, buf.out, p.out_cols(), 0, 0, buf.flat);
+                                      std::min(lanes, g.kg - k0), g.ho, g.wo, buf.out, p.out_cols(), 0, 0,
+                                      buf.flat);
                           grad_output_tiles(buf.out, p, buf.first + t * p.tiles() * kp + k0, zs, kp);
                       }
                   }
@@ -626,7 +436,8 @@ void backward(const T* dy, const T* x, const T* w, const Geometry& g, T* dx, T* 
                       for (std::size_t xi = 0; xi < pp; ++xi)
                       {
                           checked_gemm(false, false, tiles, g.cg, g.kg, buf.first + xi * zs, kp,
-                                       u + (gi * pp + xi) * weight_stride(g), g.cg, T(0), buf.second + xi * cs, cp);
+                                       u + (gi * pp + xi) * weight_stride(g), g.cg, T(0),
+                                       buf.second + xi * cs, cp);
                       }
                       for (std::size_t t = 0; t < nt; ++t)
                       {

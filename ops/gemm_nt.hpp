@@ -102,9 +102,10 @@ __attribute__((target("avx512f"))) inline void transpose_avx512(std::size_t n, s
 /// the last row of A (their sums are dropped); edge columns are masked. D = A * BT instead when
 /// not `accumulate`.
 __attribute__((target("avx512f"))) inline void gemm_nt_avx512(std::size_t m, std::size_t n, std::size_t len,
-                                                              const float* a, std::size_t ars, std::size_t als,
-                                                              const float* bt, std::size_t ldbt, float* d,
-                                                              std::size_t ldd, bool accumulate = true)
+                                                              const float* a, std::size_t ars,
+                                                              std::size_t als, const float* bt,
+                                                              std::size_t ldbt, float* d, std::size_t ldd,
+                                                              bool accumulate = true)
 {
     for (std::size_t c0 = 0; c0 < n; c0 += 32)
     {

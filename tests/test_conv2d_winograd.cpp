@@ -12,11 +12,11 @@
 
 namespace tg = tapegrad;
 using tg::test::distinct;
+using tg::test::GemmNtKernel;
 using tg::test::relative_gap;
 using tg::test::same_bits;
 using tg::test::small_ints;
 using tg::test::with;
-using tg::test::GemmNtKernel;
 
 namespace
 {
@@ -79,14 +79,8 @@ TEST_CASE("conv2d winograd: gradcheck with paddings, groups, batch and bias", "[
 
 TEST_CASE("conv2d winograd: the seed 003 worked example", "[conv2d][winograd]")
 {
-    const auto x = tg::from_vector<double>(
-      {0, 2, -3, 2, -3, -2, -2, -2, -1, -2, -3, -3, 2, -2, 1, -3, -2, 1, -3, 1, 0, -1, 0, 2, -3},
-      {1, 1, 5, 5});
-    const auto w = tg::from_vector<double>({-1, 0, -2, 1, 1, -1, -1, -1, 0}, {1, 1, 3, 3});
-    const auto b = tg::from_vector<double>({-1}, {1});
-    const auto y = tg::conv2d(x, w, b, {.algorithm = winograd});
     const xt::xarray<double> want = {{{{9, -9, 7}, {2, 5, 6}, {-7, 9, -10}}}};
-    CHECK(same_bits(y.value(), want));
+    CHECK(same_bits(tg::test::seed003_conv(winograd), want));
 }
 
 TEST_CASE("conv2d winograd: float32 on real data stays within rounding of the GEMM route",

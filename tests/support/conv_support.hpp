@@ -8,6 +8,8 @@
 #include <tapegrad/ops/gemm_nt.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace tapegrad::test
@@ -131,6 +133,104 @@ inline void check_channel_blocks(Conv2dAlgorithm algorithm, Size2 stride, float 
             }
         }
     }
+}
+
+/// y of the seed 003 worked example (a 5x5 input, a 3x3 kernel, bias -1) by `algorithm` at
+/// `stride`: {{9, -9, 7}, {2, 5, 6}, {-7, 9, -10}} at stride 1, {{9, 7}, {-7, -10}} at stride 2.
+inline xt::xarray<double> seed003_conv(Conv2dAlgorithm algorithm, Size2 stride = 1)
+{
+    const auto x = from_vector<double>(
+      {0, 2, -3, 2, -3, -2, -2, -2, -1, -2, -3, -3, 2, -2, 1, -3, -2, 1, -3, 1, 0, -1, 0, 2, -3},
+      {1, 1, 5, 5});
+    const auto w = from_vector<double>({-1, 0, -2, 1, 1, -1, -1, -1, 0}, {1, 1, 3, 3});
+    const auto b = from_vector<double>({-1}, {1});
+    return conv2d(x, w, b, {.stride = stride, .algorithm = algorithm}).value();
+}
+
+/// A stride-1 tile algorithm that rounds (F(4x4, 3x3), F(5x5, 3x3)) against the GEMM route on
+/// integer data in float64, to rounding: y, dX (also against the rot180 route), dW, and all four
+/// through the tape, over batch, channels, groups, sizes and paddings.
+inline void check_tile_algorithm_on_integers(Conv2dAlgorithm algorithm, Generator& gen)
+{
+    struct Channels
+    {
+        std::size_t c, k;
+        std::int64_t groups;
+    };
+    const std::vector<Channels> channels = {{1, 1, 1}, {3, 4, 1}, {4, 6, 2}};
+    const std::vector<std::pair<std::size_t, std::size_t>> sizes = {{3, 3},  {4, 5},   {6, 6},  {7, 9},
+                                                                    {10, 4}, {14, 14}, {11, 12}};
+    const std::vector<Size2> paddings = {0, 1, 2, {1, 0}, {0, 2}};
+    for (std::size_t n : {1, 3})
+        for (const auto& ch : channels)
+            for (const auto& [h, w] : sizes)
+                for (const auto& padding : paddings)
+                {
+                    const Conv2dOptions opt{.padding = padding, .groups = ch.groups};
+                    const auto cg = ch.c / static_cast<std::size_t>(ch.groups);
+                    INFO("n " << n << " c " << ch.c << " k " << ch.k << " groups " << ch.groups << " " << h
+                              << "x" << w << " padding {" << padding.h << ", " << padding.w << "}");
+                    const auto x = small_ints<double>({n, ch.c, h, w}, gen);
+                    const auto wt = small_ints<double>({ch.k, cg, 3, 3}, gen);
+                    const auto b = small_ints<double>({ch.k}, gen);
+                    const auto gemm = with(opt, Conv2dAlgorithm::gemm), fast = with(opt, algorithm);
+                    const auto y = conv2d_forward<double>(x, wt, &b, gemm);
+                    CHECK(relative_gap(conv2d_forward<double>(x, wt, &b, fast), y) < 1e-13);
+
+                    const Shape ys(y.shape().begin(), y.shape().end());
+                    const auto dy = small_ints<double>(ys, gen);
+                    const Shape xs{n, ch.c, h, w}, ws{ch.k, cg, 3, 3};
+                    // dX against the textbook route: dY correlated with rot180(W)
+                    CHECK(relative_gap(conv2d_backward_input<double>(dy, wt, xs, fast),
+                                       conv2d_backward_input_full_conv<double>(dy, wt, xs, opt)) < 1e-13);
+                    CHECK(relative_gap(conv2d_backward_weight<double>(dy, x, ws, fast),
+                                       conv2d_backward_weight<double>(dy, x, ws, gemm)) < 1e-13);
+
+                    const auto got = conv2d_through_tape<double>(x, wt, b, dy, fast);
+                    const auto ref = conv2d_through_tape<double>(x, wt, b, dy, gemm);
+                    for (std::size_t i = 0; i < got.size(); ++i)
+                    {
+                        INFO("through the tape, output " << i << " (y, dx, dw, db)");
+                        CHECK(relative_gap(got[i], ref[i]) < 1e-13);
+                    }
+                }
+}
+
+/// `algorithm` in float32 on the fashion CNN's second layer (W1 S2) with a batch of 11 (blocks of
+/// images and dW chunks that do not divide evenly): within `tolerance` of the GEMM route, and the
+/// same bits on 1 and 2 threads.
+inline void check_fashion_layer_float32(Conv2dAlgorithm algorithm, double tolerance, Generator& gen)
+{
+    const auto x = randn<float>({11, 32, 14, 14}, gen).value();
+    const auto w = randn<float>({64, 32, 3, 3}, gen).value();
+    const auto b = randn<float>({64}, gen).value();
+    const auto dy = randn<float>({11, 64, 14, 14}, gen).value();
+    const Conv2dOptions opt{.padding = 1};
+    const auto fast = conv2d_through_tape<float>(x, w, b, dy, with(opt, algorithm), 1);
+    const auto ref = conv2d_through_tape<float>(x, w, b, dy, with(opt, Conv2dAlgorithm::gemm), 1);
+    const auto two = conv2d_through_tape<float>(x, w, b, dy, with(opt, algorithm), 2);
+    for (std::size_t i = 0; i < fast.size(); ++i)
+    {
+        INFO("output " << i << " (y, dx, dw, db)");
+        CHECK(relative_gap(fast[i], ref[i]) < tolerance);
+        CHECK(same_bits(two[i], fast[i]));
+    }
+}
+
+/// The message conv2d throws for `algorithm` with options `o` and a kernel of shape `ws` on a
+/// [1, 2, 8, 8] input, or "no error".
+inline std::string conv2d_error(Conv2dAlgorithm algorithm, Conv2dOptions o, const Shape& ws)
+{
+    o.algorithm = algorithm;
+    try
+    {
+        conv2d(zeros<float>({1, 2, 8, 8}), zeros<float>(ws), {}, o);
+    }
+    catch (const ValueError& e)
+    {
+        return e.what();
+    }
+    return "no error";
 }
 
 } // namespace tapegrad::test
