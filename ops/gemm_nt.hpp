@@ -1,15 +1,18 @@
 #pragma once
 /// @file gemm_nt.hpp
-/// Private to ops/: D[m x n] += A[m x len] * B[n x len]^T, row-major, for the short, wide
-/// products of Winograd's weight gradient (m, n = channel counts, len = a block's tiles).
+/// Private to ops/: D[m x n] += A[m x len] * B[n x len]^T (gemm_nt) and D (+)= A^T B with A
+/// [len x m], B [len x n] (gemm_tn), row-major, for the short, wide products of the Winograd
+/// weight gradients (m, n = channel counts, len = a block's tiles); and the 16 x 16 register
+/// transpose that conv2d_lanes.hpp packs planes with.
 ///
 /// OpenBLAS copies (packs) both operands on every call, which on S2's shapes (64 x 32 x 280)
 /// took as long as the multiplications: about 80 GFLOP/s on one core. Here B is transposed by
 /// 16 x 16 register blocks into a work space, and an AVX-512 kernel keeps an 8 x 32 block of D
 /// in 16 vector accumulators, adding 8 broadcast elements of A's column l times row l of B^T per
-/// step: 170-210 GFLOP/s on one core, the transpose adding under a fifth. Both are compiled for
-/// AVX-512 by a function attribute (the rest of the build stays without it, see CMakeLists.txt)
-/// and chosen at run time; other CPUs, and double, go through BLAS.
+/// step: 170-210 GFLOP/s on one core, the transpose adding under a fifth (gemm_tn needs none: A^T
+/// is read in place). Both are compiled for AVX-512 by a function attribute (the rest of the
+/// build stays without it, see CMakeLists.txt) and chosen at run time; other CPUs, and double,
+/// go through BLAS.
 
 #include <tapegrad/ops/conv2d_kernels.hpp>
 
