@@ -1,8 +1,9 @@
 #pragma once
 /// @file conv2d_minimal.hpp
 /// Private to ops/conv2d.cpp: the machinery shared by the minimal filtering algorithms for 3x3
-/// kernels that work tile by tile (conv2d_winograd_s2.hpp at stride 2, conv2d_winograd_4x4.hpp's
-/// F(4x4, 3x3) at stride 1). A `Scheme` gives the 1-D algorithm
+/// kernels that work tile by tile (conv2d_winograd_s2.hpp at stride 2, F(4x4, 3x3) and F(5x5,
+/// 3x3) in conv2d_winograd_4x4.hpp and conv2d_winograd_5x5.hpp at stride 1). A `Scheme` gives the
+/// 1-D algorithm
 ///
 ///     y = A^T [(G g) . (B^T d)]
 ///
@@ -23,10 +24,10 @@
 /// The tile transforms work on vectors of channels (conv2d_lanes.hpp): planes are packed into
 /// (and out of) [rows][cols][lanes], one block of channels of one image at a time.
 ///
-/// Layouts: U is [groups][P^2][K/G][C/G] (the P^2 matrices weight_stride() apart). V and the input-gradient
-/// tiles are [P^2][tiles][Cp], M and Z are [P^2][tiles][Kp], with Cp and Kp the channel counts rounded up to
-/// whole vectors and the P^2 matrices matrix_stride() apart; the tiles of a block of images are numbered
-/// image by image, row-major within one.
+/// Layouts: U is [groups][P^2][K/G][C/G] (the P^2 matrices weight_stride() apart). V and the
+/// input-gradient tiles are [P^2][tiles][Cp], M and Z are [P^2][tiles][Kp], with Cp and Kp the
+/// channel counts rounded up to whole vectors and the P^2 matrices matrix_stride() apart; the
+/// tiles of a block of images are numbered image by image, row-major within one.
 
 #include <tapegrad/ops/conv2d_kernels.hpp>
 #include <tapegrad/ops/conv2d_lanes.hpp>
@@ -35,7 +36,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 namespace tapegrad::detail::conv::minimal
