@@ -2,7 +2,8 @@
 # tapegrad vs LibTorch, side by side (issue 5). See benchmarks/README.md.
 #
 #     benchmarks/compare.sh [--rounds N] [--repetitions R] [--threads "1 2"] [--groups "W1 W2 W3a W4 W5 W6"]
-#                           [--epoch] [--batch-ms MS] [--build-dir DIR] [--out FILE] [--no-build]
+#                           [--epoch] [--epoch-rounds N] [--batch-ms MS] [--build-dir DIR] [--out FILE]
+#                           [--no-build]
 #
 # Builds both peers in Release, then for each workload group and thread count runs the two sides
 # alternately (tapegrad, LibTorch, tapegrad, LibTorch, ... for N rounds), merges the rounds
@@ -14,6 +15,7 @@ REPS=7
 THREADS="1 2"
 GROUPS_="W1 W2 W3a W4 W5 W6"
 EPOCH=0
+EPOCH_ROUNDS=3
 BATCH_MS=40
 BUILD=build-bench
 OUT=benchmarks/results.json
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
         --threads) THREADS=$2; shift 2 ;;
         --groups) GROUPS_=$2; shift 2 ;;
         --epoch) EPOCH=1; shift ;;
+        --epoch-rounds) EPOCH_ROUNDS=$2; shift 2 ;;
         --batch-ms) BATCH_MS=$2; shift 2 ;;
         --build-dir) BUILD=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
@@ -135,10 +138,15 @@ for group in $GROUPS_; do
     done
 done
 if [ "$EPOCH" = 1 ]; then
+    # one process per side and round, for a per-workload peak RSS; the rounds alternate the sides
+    # and are merged like the others (median), as one epoch's wall time moves by 10-30 % on a
+    # shared machine
     for t in $THREADS; do
-        echo "== epoch, $t thread(s) (one process per side, for a per-workload peak RSS)" | tee -a "$LOG"
-        run_tapegrad "$t" epoch
-        if [ "$HAVE_TORCH" = 1 ]; then run_torch "$t" epoch; fi
+        for ((r = 1; r <= EPOCH_ROUNDS; r++)); do
+            echo "== epoch, $t thread(s), round $r/$EPOCH_ROUNDS" | tee -a "$LOG"
+            run_tapegrad "$t" epoch
+            if [ "$HAVE_TORCH" = 1 ]; then run_torch "$t" epoch; fi
+        done
     done
 fi
 
